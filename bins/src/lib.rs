@@ -1,0 +1,20 @@
+//! The six lampvault tools: each `<tool>.rs` holds `command()` (the clap definition, used to
+//! parse and to render the man page) and `run()`; `bin/<tool>.rs` only calls `main()`.
+//! All six live in one package so that pipeline tests can run any of them.
+#![forbid(unsafe_code)]
+
+pub mod common;
+
+/// A man page rendered from a tool's `command()` plus its hand-written tail.
+pub struct ManPage {
+    pub tool: &'static str,
+    pub section: u8,
+    pub command: fn() -> clap::Command,
+    /// roff text appended to clap_mangen's output: EXIT STATUS, EXAMPLES, ...
+    pub tail: &'static str,
+}
+
+/// Every man page under `man/`; `tests/man.rs` fails when a committed page is stale.
+pub fn man_pages() -> Vec<ManPage> {
+    vec![]
+}

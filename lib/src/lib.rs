@@ -1,0 +1,16 @@
+//! lampvault: what the six lampvault tools share.
+//!
+//! This crate never sees argv, never prints and never exits: it returns typed errors that
+//! name the offset or value at fault, and the tools in `bins/` turn them into
+//! `tool: context: cause` lines and exit codes.
+//!
+//! * [`sys`] — every `unsafe` line of the project: ioctls, signal dispositions, fd kinds.
+//! * [`blockio`] — fixed-size record I/O over files, pipes, block devices and tapes.
+//! * [`tape`] — tape positioning and status (MTIOCTOP / MTIOCGET).
+//! * [`amanda`] — Amanda's 32 KiB media file header, as pure functions over bytes.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+
+pub mod blockio;
+pub mod sys;
+pub mod tape;

@@ -1,0 +1,9 @@
+//! The only place with `unsafe`: ioctls, signal dispositions and file-descriptor kinds.
+//!
+//! Each submodule wraps one kernel interface in safe functions. Request codes are declared
+//! with nix's ioctl macros (never as hand-typed hex) and each has a unit test against the
+//! value the kernel header gives.
+
+pub mod fdkind;
+pub mod mtio;
+pub mod signals;
