@@ -11,6 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 
+pub mod amanda;
 pub mod blockio;
 pub mod sys;
 pub mod tape;

@@ -49,7 +49,7 @@ impl DirectFile {
 
 impl Write for DirectFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.direct && (data.len() % ALIGN != 0 || data.as_ptr() as usize % ALIGN != 0) {
+        if self.direct && (!data.len().is_multiple_of(ALIGN) || !(data.as_ptr() as usize).is_multiple_of(ALIGN)) {
             self.leave_direct()?;
         }
         self.file.write(data)
