@@ -7,11 +7,13 @@
 //! * [`sys`] — every `unsafe` line of the project: ioctls, signal dispositions, fd kinds.
 //! * [`blockio`] — fixed-size record I/O over files, pipes, block devices and tapes.
 //! * [`tape`] — tape positioning and status (MTIOCTOP / MTIOCGET).
+//! * [`freeze`] — FIFREEZE/FITHAW, path → mount point, a watchdog-guarded freeze.
 //! * [`amanda`] — Amanda's 32 KiB media file header, as pure functions over bytes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 
 pub mod amanda;
 pub mod blockio;
+pub mod freeze;
 pub mod sys;
 pub mod tape;

@@ -5,5 +5,7 @@
 //! value the kernel header gives.
 
 pub mod fdkind;
+pub mod freeze;
 pub mod mtio;
 pub mod signals;
+pub mod watchdog;
