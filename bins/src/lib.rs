@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod common;
+pub mod mediahdr;
 
 /// A man page rendered from a tool's `command()` plus its hand-written tail.
 pub struct ManPage {
@@ -16,5 +17,5 @@ pub struct ManPage {
 
 /// Every man page under `man/`; `tests/man.rs` fails when a committed page is stale.
 pub fn man_pages() -> Vec<ManPage> {
-    vec![]
+    vec![ManPage { tool: "mediahdr", section: 1, command: mediahdr::command, tail: mediahdr::MAN_TAIL }]
 }

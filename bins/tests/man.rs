@@ -9,12 +9,13 @@ fn man_pages_are_up_to_date() {
     let update = std::env::var_os("UPDATE_MAN").is_some();
     let mut stale = Vec::new();
     for page in lampvault_bins::man_pages() {
-        let want = lampvault_bins::common::render_man((page.command)(), page.tail);
-        let path = dir.join(format!("{}.{}", page.tool, page.section));
-        if update {
-            std::fs::write(&path, &want).unwrap();
-        } else if std::fs::read(&path).ok().as_deref() != Some(&want[..]) {
-            stale.push(path.display().to_string());
+        for (file, want) in lampvault_bins::common::render_man_pages((page.command)(), page.section, page.tail) {
+            let path = dir.join(file);
+            if update {
+                std::fs::write(&path, &want).unwrap();
+            } else if std::fs::read(&path).ok().as_deref() != Some(&want[..]) {
+                stale.push(path.display().to_string());
+            }
         }
     }
     assert!(stale.is_empty(), "stale man pages (run UPDATE_MAN=1 cargo test --test man): {stale:?}");

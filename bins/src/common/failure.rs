@@ -66,7 +66,7 @@ mod tests {
         let f = Failure::io("/nope", &e);
         assert_eq!(f.msg, "/nope: No such file or directory");
         assert_eq!(f.code, 1);
-        let e = io::Error::new(io::ErrorKind::Other, "odd thing");
+        let e = io::Error::other("odd thing");
         assert_eq!(errno_text(&e), "odd thing");
     }
 }

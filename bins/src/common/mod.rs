@@ -6,10 +6,12 @@
 
 mod failure;
 mod paths;
+mod progress;
 mod size;
 
 pub use failure::{errno_text, Failure, IoContext};
 pub use paths::{is_stdio, open_input, Input};
+pub use progress::Progress;
 pub use size::{parse_size, parse_size_arg};
 
 use std::io::IsTerminal;
@@ -93,4 +95,38 @@ pub fn render_man(cmd: Command, tail: &str) -> Vec<u8> {
         out.push(b'\n');
     }
     out
+}
+
+/// Every page of a tool: `<tool>.<section>` (with the tail) and, as clap_mangen's SUBCOMMANDS
+/// section refers to them, one `<tool>-<sub>.<section>` per subcommand with its options.
+pub fn render_man_pages(cmd: Command, section: u8, tail: &str) -> Vec<(String, Vec<u8>)> {
+    let tool = cmd.get_name().to_string();
+    let version = cmd.get_version().map(str::to_string);
+    let mut pages = Vec::new();
+    for sub in cmd.get_subcommands() {
+        let name = format!("{tool}-{}", sub.get_name());
+        let mut sub = sub.clone().name(name.clone()).bin_name(format!("{tool} {}", sub.get_name()));
+        if let Some(v) = &version {
+            sub = sub.version(v.clone());
+        }
+        let mut out = Vec::new();
+        clap_mangen::Man::new(sub)
+            .section(section.to_string())
+            .render(&mut out)
+            .expect("rendering into a Vec cannot fail");
+        pages.push((format!("{name}.{section}"), out));
+    }
+    let mut cmd = cmd;
+    cmd.build();
+    let main = {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd).section(section.to_string()).render(&mut out).expect("rendering into a Vec cannot fail");
+        out.extend_from_slice(tail.as_bytes());
+        if !tail.ends_with('\n') {
+            out.push(b'\n');
+        }
+        out
+    };
+    pages.insert(0, (format!("{tool}.{section}"), main));
+    pages
 }

@@ -228,3 +228,8 @@ pub fn looks_like_header(first: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Extend a CRC-32C (Castagnoli, Amanda's header CRC) over `bytes`; start with 0.
+pub fn crc_append(crc: u32, bytes: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc, bytes)
+}

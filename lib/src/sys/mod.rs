@@ -8,4 +8,5 @@ pub mod fdkind;
 pub mod freeze;
 pub mod mtio;
 pub mod signals;
+pub mod time;
 pub mod watchdog;
