@@ -8,6 +8,8 @@
 //! * [`blockio`] — fixed-size record I/O over files, pipes, block devices and tapes.
 //! * [`tape`] — tape positioning and status (MTIOCTOP / MTIOCGET).
 //! * [`freeze`] — FIFREEZE/FITHAW, path → mount point, a watchdog-guarded freeze.
+//! * [`wal`] — PostgreSQL WAL names, page headers, history files, LZ4 frames (walarchive).
+//! * [`durable`] — temp file + fsync + rename + directory fsync.
 //! * [`amanda`] — Amanda's 32 KiB media file header, as pure functions over bytes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -15,5 +17,7 @@
 pub mod amanda;
 pub mod blockio;
 pub mod freeze;
+pub mod durable;
 pub mod sys;
 pub mod tape;
+pub mod wal;

@@ -1,0 +1,158 @@
+//! Durable file creation: write to a temporary name, fsync it, rename it into place, fsync
+//! the directory — the sequence of PostgreSQL's `durable_rename()` (fd.c) and
+//! `contrib/basic_archive`, which spec `pg-wal-archive.md` §1.5 takes as the reference.
+//!
+//! Invariants: a final name either does not exist or holds complete, fsynced bytes; a
+//! temporary file is removed when anything fails (the [`TempFile`] guard unlinks on drop);
+//! `persist_noreplace` never replaces an existing name (`renameat2(RENAME_NOREPLACE)`,
+//! falling back to `link` + `unlink` where the filesystem lacks it). File modes are set with
+//! `fchmod` after creation, so the umask cannot widen or narrow them.
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+/// fsync a directory, making the entries created or removed in it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A file being written under a temporary name; unlinked on drop unless persisted.
+#[derive(Debug)]
+pub struct TempFile {
+    pub file: File,
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    /// Create `dir/name` exclusively with permission bits `mode` (applied with fchmod,
+    /// whatever the umask).
+    pub fn create(dir: &Path, name: &str, mode: u32) -> io::Result<TempFile> {
+        let path = dir.join(name);
+        let file = OpenOptions::new().write(true).create_new(true).mode(mode & 0o777).open(&path)?;
+        let t = TempFile { file, path, armed: true };
+        t.file.set_permissions(Permissions::from_mode(mode & 0o7777))?;
+        Ok(t)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// fsync the data, then give the file its final name in the same directory, failing
+    /// with `AlreadyExists` when `final_name` exists (it is never replaced); then fsync the
+    /// directory. On error the temporary file is removed.
+    pub fn persist_noreplace(mut self, final_name: &str) -> io::Result<()> {
+        self.file.sync_all()?;
+        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let dest = dir.join(final_name);
+        rename_noreplace(&self.path, &dest)?;
+        self.armed = false;
+        sync_dir(&dir)
+    }
+
+    /// fsync the data and rename over `dest` (which may be in another directory of the same
+    /// filesystem), replacing it; the directory is not fsynced (for callers such as
+    /// PostgreSQL's restore_command, whose caller makes the rename durable itself).
+    pub fn persist_replace(mut self, dest: &Path) -> io::Result<()> {
+        self.file.sync_all()?;
+        fs::rename(&self.path, dest)?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+impl Write for TempFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Rename `from` to `to` unless `to` exists (then `AlreadyExists`, nothing changed).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match nix::fcntl::renameat2(None, from, None, to, nix::fcntl::RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::EINVAL) | Err(Errno::ENOSYS) => {
+            // Filesystems without RENAME_NOREPLACE: link() also refuses an existing name.
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        Err(e) => Err(io::Error::from_raw_os_error(e as i32)),
+    }
+}
+
+/// Write `bytes` durably as `dir/final_name` through a temporary `dir/tmp_name`, never
+/// replacing an existing file.
+pub fn write_new(dir: &Path, tmp_name: &str, final_name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut t = TempFile::create(dir, tmp_name, mode)?;
+    t.write_all(bytes)?;
+    t.persist_noreplace(final_name)
+}
+
+/// An exclusive advisory lock (flock) on a directory, held until dropped. Serialises the
+/// "is the name taken? then rename" step of concurrent writers into one directory.
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] Flock<File>);
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> io::Result<DirLock> {
+        let f = File::open(dir)?;
+        Flock::lock(f, FlockArg::LockExclusive)
+            .map(DirLock)
+            .map_err(|(_, e)| io::Error::from_raw_os_error(e as i32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("lv-durable-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn write_new_never_replaces() {
+        let d = scratch("noreplace");
+        write_new(&d, ".t1", "f", b"one", 0o600).unwrap();
+        let e = write_new(&d, ".t2", "f", b"two", 0o600).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"one");
+        assert!(!d.join(".t2").exists(), "temp file left behind");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(d.join("f")).unwrap().mode() & 0o777, 0o600);
+        let _l = DirLock::acquire(&d).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn dropped_temp_is_removed() {
+        let d = scratch("drop");
+        {
+            let mut t = TempFile::create(&d, ".t", 0o640).unwrap();
+            t.write_all(b"partial").unwrap();
+            assert!(d.join(".t").exists());
+        }
+        assert!(!d.join(".t").exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

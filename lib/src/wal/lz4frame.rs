@@ -1,0 +1,342 @@
+//! LZ4 frames (the format `lz4 -d` reads), written in parallel and read strictly.
+//!
+//! Format: lz4's `doc/lz4_Frame_format.md` v1.6.x — magic `04 22 4D 18`, FLG, BD,
+//! optional content size (8) and dictionary id (4), header checksum (second byte of
+//! XXH32(descriptor)), blocks (`u32` size, high bit = stored uncompressed, optional XXH32
+//! block checksum), end mark `0`, optional XXH32 content checksum.
+//!
+//! Writer invariants: one frame, independent 1 MiB blocks, content size recorded, so blocks
+//! can be compressed on every core and still form a frame any stock `lz4` decompresses.
+//! Reader: accepts any single valid frame (linked blocks, checksums, skippable frames are
+//! not accepted — a walarchive file holds exactly one frame), refuses trailing bytes, and
+//! never produces more than the caller's limit. Errors name the offset.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use lzzzz::{lz4, lz4_hc};
+
+const MAGIC: u32 = 0x184D_2204;
+/// Block size our writer uses (BD code 6).
+pub const BLOCK_SIZE: usize = 1 << 20;
+
+/// XXH32 (Yann Collet's xxHash, 32-bit), as the LZ4 frame format uses it.
+pub fn xxh32(data: &[u8], seed: u32) -> u32 {
+    const P1: u32 = 2654435761;
+    const P2: u32 = 2246822519;
+    const P3: u32 = 3266489917;
+    const P4: u32 = 668265263;
+    const P5: u32 = 374761393;
+    let rd = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let round = |acc: u32, v: u32| acc.wrapping_add(v.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1);
+    let mut p = data;
+    let mut h: u32;
+    if p.len() >= 16 {
+        let mut v = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        while p.len() >= 16 {
+            for (i, lane) in v.iter_mut().enumerate() {
+                *lane = round(*lane, rd(&p[i * 4..]));
+            }
+            p = &p[16..];
+        }
+        h = v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
+    } else {
+        h = seed.wrapping_add(P5);
+    }
+    h = h.wrapping_add(data.len() as u32);
+    while p.len() >= 4 {
+        h = h.wrapping_add(rd(p).wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
+        p = &p[4..];
+    }
+    for &b in p {
+        h = h.wrapping_add(u32::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 16)
+}
+
+/// An LZ4 frame that cannot be decoded; `offset` is in the compressed input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub offset: usize,
+    pub cause: String,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad LZ4 frame at offset {}: {}", self.offset, self.cause)
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+fn ferr(offset: usize, cause: impl Into<String>) -> FrameError {
+    FrameError { offset, cause: cause.into() }
+}
+
+/// The frame header our writer emits for `content_len` bytes.
+pub fn frame_header(content_len: u64) -> Vec<u8> {
+    let mut h = MAGIC.to_le_bytes().to_vec();
+    // FLG: version 01, independent blocks, content size present, no checksums, no dict id.
+    let desc_start = h.len();
+    h.push(0b0110_1000);
+    // BD: max block size code 6 = 1 MiB.
+    h.push(6 << 4);
+    h.extend_from_slice(&content_len.to_le_bytes());
+    let hc = (xxh32(&h[desc_start..], 0) >> 8) as u8;
+    h.push(hc);
+    h
+}
+
+/// The end mark closing our frames (no content checksum).
+pub const END_MARK: [u8; 4] = [0, 0, 0, 0];
+
+/// Compress one block into frame form (size word + data), storing it raw when LZ4 does not
+/// shrink it. `level` 1 = LZ4 fast; 2..=12 = LZ4 HC at that level (below 3 HC means 3).
+pub fn encode_block(src: &[u8], level: i32) -> Vec<u8> {
+    debug_assert!(src.len() <= BLOCK_SIZE);
+    let mut out = vec![0u8; 4 + lz4::max_compressed_size(src.len())];
+    let n = if level <= 1 {
+        lz4::compress(src, &mut out[4..], 1)
+    } else {
+        lz4_hc::compress(src, &mut out[4..], level.clamp(lz4_hc::CLEVEL_MIN, lz4_hc::CLEVEL_MAX))
+    }
+    .unwrap_or(usize::MAX);
+    if n >= src.len() {
+        out.truncate(4);
+        out[..4].copy_from_slice(&(src.len() as u32 | 0x8000_0000).to_le_bytes());
+        out.extend_from_slice(src);
+    } else {
+        out.truncate(4 + n);
+        out[..4].copy_from_slice(&(n as u32).to_le_bytes());
+    }
+    out
+}
+
+/// Compress `src` into one LZ4 frame with `threads` workers, handing the frame's bytes to
+/// `sink` in order as soon as each block is ready, so compression overlaps with writing.
+/// Returns the frame's total length, or the sink's first error.
+pub fn compress_parallel<E>(
+    src: &[u8],
+    level: i32,
+    threads: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, E> {
+    let header = frame_header(src.len() as u64);
+    sink(&header)?;
+    let mut total = header.len() as u64;
+    let nblocks = src.len().div_ceil(BLOCK_SIZE);
+    let next = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads.max(1) * 2);
+        for _ in 0..threads.max(1) {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            s.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= nblocks {
+                    break;
+                }
+                let blk = &src[i * BLOCK_SIZE..((i + 1) * BLOCK_SIZE).min(src.len())];
+                if tx.send((i, encode_block(blk, level))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: Vec<Option<Vec<u8>>> = vec![None; nblocks];
+        let mut want = 0;
+        for (i, blk) in rx.iter() {
+            pending[i] = Some(blk);
+            while want < nblocks {
+                let Some(b) = pending[want].take() else { break };
+                if let Err(e) = sink(&b) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                total += b.len() as u64;
+                want += 1;
+            }
+        }
+        Ok(())
+    });
+    result?;
+    sink(&END_MARK)?;
+    Ok(total + END_MARK.len() as u64)
+}
+
+/// Compress `src` into one frame in memory (single thread).
+pub fn compress_to_vec(src: &[u8], level: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = compress_parallel::<()>(src, level, 1, |b| {
+        out.extend_from_slice(b);
+        Ok(())
+    });
+    out
+}
+
+/// True when `data` starts with the LZ4 frame magic.
+pub fn is_frame(data: &[u8]) -> bool {
+    data.len() >= 4 && u32::from_le_bytes([data[0], data[1], data[2], data[3]]) == MAGIC
+}
+
+/// Decode exactly one LZ4 frame making up all of `data`, producing at most `limit` bytes.
+pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
+    if data.len() < 7 {
+        return Err(ferr(0, format!("{} bytes is too short for a frame header", data.len())));
+    }
+    if !is_frame(data) {
+        return Err(ferr(0, "no LZ4 frame magic"));
+    }
+    let flg = data[4];
+    let bd = data[5];
+    if flg >> 6 != 0b01 {
+        return Err(ferr(4, format!("unsupported frame version {}", flg >> 6)));
+    }
+    if flg & 0b10 != 0 || bd & 0x8F != 0 {
+        return Err(ferr(4, "reserved bits set in the frame descriptor"));
+    }
+    let indep = flg & 0x20 != 0;
+    let block_cks = flg & 0x10 != 0;
+    let has_size = flg & 0x08 != 0;
+    let content_cks = flg & 0x04 != 0;
+    if flg & 0x01 != 0 {
+        return Err(ferr(4, "frames with a dictionary id are not supported"));
+    }
+    let max_block = match bd >> 4 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        c => return Err(ferr(5, format!("invalid block size code {c}"))),
+    };
+    let mut p = 6;
+    let mut content_size = None;
+    if has_size {
+        let Some(b) = data.get(p..p + 8) else { return Err(ferr(p, "truncated content size")) };
+        content_size = Some(u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        p += 8;
+    }
+    let Some(&hc) = data.get(p) else { return Err(ferr(p, "truncated frame header")) };
+    if (xxh32(&data[4..p], 0) >> 8) as u8 != hc {
+        return Err(ferr(p, "header checksum mismatch"));
+    }
+    p += 1;
+    if let Some(cs) = content_size {
+        if cs > limit as u64 {
+            return Err(ferr(6, format!("content size {cs} exceeds the limit of {limit} bytes")));
+        }
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(content_size.unwrap_or(0) as usize);
+    let mut scratch = vec![0u8; max_block];
+    loop {
+        let Some(w) = data.get(p..p + 4) else { return Err(ferr(p, "truncated block size (no end mark)")) };
+        let word = u32::from_le_bytes(w.try_into().expect("4 bytes"));
+        let at = p;
+        p += 4;
+        if word == 0 {
+            break;
+        }
+        let raw = word & 0x8000_0000 != 0;
+        let len = (word & 0x7FFF_FFFF) as usize;
+        if len > max_block {
+            return Err(ferr(at, format!("block of {len} bytes exceeds the frame's maximum {max_block}")));
+        }
+        let Some(blk) = data.get(p..p + len) else { return Err(ferr(at, format!("truncated block of {len} bytes"))) };
+        p += len;
+        if block_cks {
+            let Some(c) = data.get(p..p + 4) else { return Err(ferr(p, "truncated block checksum")) };
+            if u32::from_le_bytes(c.try_into().expect("4 bytes")) != xxh32(blk, 0) {
+                return Err(ferr(at, "block checksum mismatch"));
+            }
+            p += 4;
+        }
+        let produced: &[u8] = if raw {
+            blk
+        } else {
+            let n = if indep || out.is_empty() {
+                lz4::decompress(blk, &mut scratch)
+            } else {
+                let d = &out[out.len().saturating_sub(64 << 10)..];
+                lz4::decompress_with_dict(blk, &mut scratch, d)
+            }
+            .map_err(|_| ferr(at, "corrupt LZ4 block"))?;
+            &scratch[..n]
+        };
+        if out.len() + produced.len() > limit {
+            return Err(ferr(at, format!("decompressed data exceeds the limit of {limit} bytes")));
+        }
+        out.extend_from_slice(produced);
+    }
+    if content_cks {
+        let Some(c) = data.get(p..p + 4) else { return Err(ferr(p, "truncated content checksum")) };
+        if u32::from_le_bytes(c.try_into().expect("4 bytes")) != xxh32(&out, 0) {
+            return Err(ferr(p, "content checksum mismatch"));
+        }
+        p += 4;
+    }
+    if let Some(cs) = content_size {
+        if cs != out.len() as u64 {
+            return Err(ferr(6, format!("frame says {cs} bytes of content but holds {}", out.len())));
+        }
+    }
+    if p != data.len() {
+        return Err(ferr(p, format!("{} bytes of trailing data after the frame", data.len() - p)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xxh32_reference_values() {
+        // Published xxHash test vectors.
+        assert_eq!(xxh32(b"", 0), 0x02CC5D05);
+        assert_eq!(xxh32(b"a", 0), 0x550D7456);
+        assert_eq!(xxh32(b"abc", 0), 0x32D153FF);
+    }
+
+    #[test]
+    fn round_trip_and_limits() {
+        let mut src = Vec::new();
+        for i in 0..(3 * BLOCK_SIZE + 12345) {
+            src.push(((i * 7) % 251) as u8 ^ if i % 1000 < 10 { (i / 3) as u8 } else { 0 });
+        }
+        for level in [1, 4] {
+            let f = compress_to_vec(&src, level);
+            assert!(f.len() < src.len());
+            assert_eq!(decode_frame(&f, src.len()).unwrap(), src);
+            assert!(decode_frame(&f, src.len() - 1).is_err());
+            let e = decode_frame(&f[..f.len() - 1], src.len()).unwrap_err();
+            assert!(e.offset < f.len(), "{e}");
+            let mut t = f.clone();
+            t.push(0);
+            assert!(decode_frame(&t, src.len()).is_err());
+        }
+        let mut parts = Vec::new();
+        compress_parallel::<()>(&src, 1, 2, |b| {
+            parts.extend_from_slice(b);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(parts, compress_to_vec(&src, 1));
+        let empty = compress_to_vec(b"", 1);
+        assert_eq!(decode_frame(&empty, 0).unwrap(), b"");
+        assert!(decode_frame(b"\x04\x22\x4d\x18\x68\x60", 10).is_err());
+    }
+}
