@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod mediahdr;
+pub mod walarchive;
 
 /// A man page rendered from a tool's `command()` plus its hand-written tail.
 pub struct ManPage {
@@ -17,5 +18,8 @@ pub struct ManPage {
 
 /// Every man page under `man/`; `tests/man.rs` fails when a committed page is stale.
 pub fn man_pages() -> Vec<ManPage> {
-    vec![ManPage { tool: "mediahdr", section: 1, command: mediahdr::command, tail: mediahdr::MAN_TAIL }]
+    vec![
+        ManPage { tool: "mediahdr", section: 1, command: mediahdr::command, tail: mediahdr::MAN_TAIL },
+        ManPage { tool: "walarchive", section: 1, command: walarchive::command, tail: walarchive::MAN_TAIL },
+    ]
 }

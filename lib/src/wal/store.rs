@@ -34,6 +34,11 @@ pub struct StoredName {
     pub compressed: bool,
 }
 
+/// BLAKE3 of the original bytes, as recorded in stored names.
+pub fn content_hash(data: &[u8]) -> [u8; 32] {
+    blake3::hash(data).into()
+}
+
 /// Lower-case hex of a hash.
 pub fn hex(hash: &[u8; 32]) -> String {
     let mut s = String::with_capacity(64);

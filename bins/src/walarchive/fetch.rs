@@ -1,0 +1,96 @@
+//! `walarchive fetch %f %p --archive DIR`: restore one file, verified, or say precisely why not.
+//!
+//! Exit 0: `%p` written (temporary name next to it, fsync, rename) after the BLAKE3 in the
+//! stored name and, for segments, the page header (magic, page address, system identifier,
+//! size) were checked. Exit 1: the archive is a readable walarchive archive and holds no
+//! file of that name — silently, as PostgreSQL expects at the end of the archive. Exit 255:
+//! everything else (spec §2.3), because an exit 1 there would make PostgreSQL promote early.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap::ArgMatches;
+use lampvault::durable::TempFile;
+use lampvault::wal::page::check_segment;
+use lampvault::wal::store::{decode_stored, INFO_FILE, TEMP_PREFIX};
+use lampvault::wal::{parse_history, WalKind, WalName};
+
+use super::{archive, FETCH_FAIL};
+use crate::common::{errno_text, Failure};
+
+fn fail(msg: impl Into<String>) -> Failure {
+    Failure::new(FETCH_FAIL, msg)
+}
+
+fn io_fail(ctx: impl std::fmt::Display, e: &io::Error) -> Failure {
+    fail(format!("{ctx}: {}", errno_text(e)))
+}
+
+pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
+    let name_s = m.get_one::<String>("name").expect("required");
+    let dest = PathBuf::from(m.get_one::<String>("path").expect("required"));
+    let root = m.get_one::<PathBuf>("archive").expect("required");
+    let wal = WalName::parse(name_s).map_err(|e| fail(format!("{name_s}: invalid WAL file name: {e}")))?;
+    let name = wal.to_string();
+
+    // "Definitely not there" needs a readable archive that is ours: an empty mount point of
+    // an unmounted archive must not read as "end of WAL".
+    fs::read_dir(root).map_err(|e| io_fail(format_args!("{}: archive", root.display()), &e))?;
+    let info = match archive::read_info(root) {
+        Ok(Some(Ok(i))) => i,
+        Ok(Some(Err(e))) => return Err(fail(format!("{}: {e}", root.join(INFO_FILE).display()))),
+        Ok(None) => {
+            return Err(fail(format!(
+                "{}: not a walarchive archive (no {INFO_FILE}); is it mounted?",
+                root.display()
+            )))
+        }
+        Err(e) => return Err(io_fail(root.join(INFO_FILE).display(), &e)),
+    };
+    let dir = archive::dir_for(root, &wal);
+    let (found, _) = archive::entries_for(&dir, &name).map_err(|e| io_fail(dir.display(), &e))?;
+    let entry = match found.len() {
+        0 => return Err(Failure::new(1, "")),
+        1 => &found[0],
+        _ => return Err(fail(format!("{name}: archived more than once in {} (run walarchive verify)", dir.display()))),
+    };
+    let limit = if wal.has_pages() { info.seg_size as usize } else { 64 << 20 };
+    let bytes = fs::read(&entry.path).map_err(|e| io_fail(entry.path.display(), &e))?;
+    let data = decode_stored(&entry.stored, &bytes, limit)
+        .map_err(|e| fail(format!("{name}: {} is corrupt: {e}", entry.path.display())))?;
+    match wal.kind {
+        WalKind::Segment | WalKind::Partial => {
+            let h = check_segment(&wal, &data, Some(info.magic))
+                .map_err(|e| fail(format!("{name}: {}: {e}", entry.path.display())))?;
+            if h.sysid != info.system_id || h.seg_size != info.seg_size || h.magic != info.magic {
+                return Err(fail(format!(
+                    "{name}: {} belongs to system identifier {} (archive: {}); refused",
+                    entry.path.display(),
+                    h.sysid,
+                    info.system_id
+                )));
+            }
+        }
+        WalKind::History => {
+            parse_history(wal.tli, &data).map_err(|e| fail(format!("{name}: {}: {e}", entry.path.display())))?;
+        }
+        WalKind::Backup { .. } => {}
+    }
+    write_dest(&dest, &data)?;
+    Ok(0)
+}
+
+/// Write `%p` through a temporary name in its directory; never leave a partial `%p`.
+fn write_dest(dest: &Path, data: &[u8]) -> Result<(), Failure> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp_name = format!("{TEMP_PREFIX}{base}.{}", std::process::id());
+    let _ = fs::remove_file(parent.join(&tmp_name));
+    let mut t = TempFile::create(&parent, &tmp_name, 0o600).map_err(|e| io_fail(dest.display(), &e))?;
+    t.write_all(data).map_err(|e| io_fail(dest.display(), &e))?;
+    t.persist_replace(dest).map_err(|e| io_fail(dest.display(), &e))
+}

@@ -1,0 +1,256 @@
+//! `walarchive push %p %f --archive DIR`: archive one file atomically and durably.
+//!
+//! Order (spec §1.4–§1.5): validate the name and the bytes (page header vs name and vs the
+//! archive's cluster); if the name is archived already, succeed only for identical content
+//! (after checking the stored copy and fsyncing it); else write a temporary file in the
+//! target directory (LZ4 blocks compressed on every core while earlier blocks are written,
+//! BLAKE3 hashed in parallel), fsync it, then under the directory's flock re-check the name
+//! and rename into place, and fsync the directory. Every failure exits 1.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use clap::ArgMatches;
+use lampvault::durable::{self, DirLock, TempFile};
+use lampvault::wal::page::{check_segment, pg_version_of};
+use lampvault::wal::store::{self, hex, ArchiveInfo, StoredName, INFO_FILE, TEMP_PREFIX};
+use lampvault::wal::{lz4frame, parse_history, WalKind, WalName};
+
+use super::archive::{self, Entry};
+use crate::common::{errno_text, Failure, IoContext};
+
+/// Temporary files older than this are leftovers of a killed push and are removed.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+struct Opts {
+    compress: bool,
+    level: i32,
+    file_mode: u32,
+    dir_mode: u32,
+    system_id: Option<u64>,
+    accept_magic: Option<u16>,
+    threads: usize,
+}
+
+pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
+    let path = m.get_one::<String>("path").expect("required");
+    let name_s = m.get_one::<String>("name").expect("required");
+    let root = m.get_one::<PathBuf>("archive").expect("required");
+    let group = m.get_flag("group-read");
+    let o = Opts {
+        compress: m.get_one::<String>("compress").map(String::as_str) == Some("lz4"),
+        level: *m.get_one::<i32>("level").expect("default"),
+        file_mode: if group { 0o640 } else { 0o600 },
+        dir_mode: if group { 0o750 } else { 0o700 },
+        system_id: m.get_one::<u64>("system-id").copied(),
+        accept_magic: m.get_one::<u16>("accept-magic").copied(),
+        threads: m
+            .get_one::<u16>("threads")
+            .map(|&t| usize::from(t))
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+    };
+    let wal = WalName::parse(name_s).map_err(|e| Failure::failed(format!("{name_s}: invalid WAL file name: {e}")))?;
+    let name = wal.to_string();
+    match fs::metadata(root) {
+        Ok(md) if md.is_dir() => {}
+        Ok(_) => return Err(Failure::failed(format!("{}: archive is not a directory", root.display()))),
+        Err(e) => return Err(Failure::io(format_args!("{}: archive", root.display()), &e)),
+    }
+    let data = fs::read(path).ctx(path)?;
+    validate(root, &wal, &data, &o)?;
+    let dir = archive::dir_for(root, &wal);
+    ensure_dir(root, &dir, o.dir_mode)?;
+
+    let (existing, temps) = archive::entries_for(&dir, &name).ctx(dir.display())?;
+    remove_stale_temps(&dir, &temps);
+    if !existing.is_empty() {
+        let hash: [u8; 32] = store::content_hash(&data);
+        return already_archived(&name, &dir, &existing, &hash);
+    }
+
+    let compress = o.compress && wal.has_pages();
+    let tmp_name = format!(
+        "{TEMP_PREFIX}{name}.{}.{}",
+        std::process::id(),
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    );
+    let mut tmp = TempFile::create(&dir, &tmp_name, o.file_mode).map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
+    let hash = write_content(&mut tmp, &data, compress, &o).map_err(|e| io_fail(&name, &dir, "writing", &e))?;
+    tmp.file.sync_all().map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
+    let stored = StoredName { wal, hash, compressed: compress };
+
+    // Only one writer at a time may decide that the name is free (two pushes of different
+    // content must not both succeed under different hashes).
+    let lock = DirLock::acquire(&dir).map_err(|e| io_fail(&name, &dir, "locking", &e))?;
+    let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
+    if !existing.is_empty() {
+        drop(tmp);
+        drop(lock);
+        return already_archived(&name, &dir, &existing, &hash);
+    }
+    match tmp.persist_noreplace(&stored.file_name()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            drop(lock);
+            let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
+            already_archived(&name, &dir, &existing, &hash)
+        }
+        Err(e) => Err(io_fail(&name, &dir, "renaming into place", &e)),
+    }
+}
+
+fn io_fail(name: &str, dir: &Path, what: &str, e: &io::Error) -> Failure {
+    Failure::failed(format!("{name}: {what} in {}: {}", dir.display(), errno_text(e)))
+}
+
+/// The checks of spec §5.5 for segments, §4.1 for history files.
+fn validate(root: &Path, wal: &WalName, data: &[u8], o: &Opts) -> Result<(), Failure> {
+    let name = wal.to_string();
+    let bad = |cause: String| Failure::failed(format!("{name}: {cause}"));
+    match wal.kind {
+        WalKind::Segment | WalKind::Partial => {
+            let info = archive::read_info(root).ctx(root.join(INFO_FILE).display())?;
+            let info = match info {
+                Some(Ok(i)) => Some(i),
+                Some(Err(e)) => return Err(Failure::failed(format!("{}: {e}", root.join(INFO_FILE).display()))),
+                None => None,
+            };
+            let accept = o.accept_magic.or(info.map(|i| i.magic));
+            let h = check_segment(wal, data, accept).map_err(|e| {
+                let hint = match e {
+                    lampvault::wal::PageError::UnknownMagic { .. } => " (use --accept-magic for a development release)",
+                    _ => "",
+                };
+                bad(format!("{e}{hint}"))
+            })?;
+            let want_sysid = o.system_id.or(info.map(|i| i.system_id));
+            if let Some(want) = want_sysid {
+                if h.sysid != want {
+                    return Err(bad(format!(
+                        "system identifier {} does not match the archive's {want}: a segment of another cluster, refused",
+                        h.sysid
+                    )));
+                }
+            }
+            match info {
+                Some(i) => {
+                    if h.seg_size != i.seg_size {
+                        return Err(bad(format!("segment size {} differs from the archive's {}", h.seg_size, i.seg_size)));
+                    }
+                    if h.magic != i.magic {
+                        return Err(bad(format!(
+                            "WAL page magic 0x{:04X} (PostgreSQL {}) differs from the archive's 0x{:04X} (PostgreSQL {}): one archive holds one major version",
+                            h.magic,
+                            pg_version_of(h.magic).unwrap_or("?"),
+                            i.magic,
+                            pg_version_of(i.magic).unwrap_or("?")
+                        )));
+                    }
+                }
+                None => record_info(root, ArchiveInfo { system_id: h.sysid, seg_size: h.seg_size, magic: h.magic }, o)?,
+            }
+            Ok(())
+        }
+        WalKind::History => parse_history(wal.tli, data).map(|_| ()).map_err(|e| bad(format!("invalid timeline history: {e}"))),
+        WalKind::Backup { .. } => {
+            if std::str::from_utf8(data).is_err() || data.is_empty() {
+                return Err(bad("a backup history file must be non-empty text".into()));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// First segment push: record the cluster. A concurrent first push that won must agree.
+fn record_info(root: &Path, info: ArchiveInfo, o: &Opts) -> Result<(), Failure> {
+    let tmp = format!(
+        "{TEMP_PREFIX}{INFO_FILE}.{}.{}",
+        std::process::id(),
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    );
+    match durable::write_new(root, &tmp, INFO_FILE, info.format().as_bytes(), o.file_mode) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match archive::read_info(root) {
+            Ok(Some(Ok(other))) if other == info => Ok(()),
+            Ok(Some(Ok(other))) => Err(Failure::failed(format!(
+                "{}: archive was just claimed by system identifier {} (this segment: {})",
+                root.display(),
+                other.system_id,
+                info.system_id
+            ))),
+            _ => Err(Failure::failed(format!("{}: unreadable", root.join(INFO_FILE).display()))),
+        },
+        Err(e) => Err(Failure::io(format_args!("{}: recording the archive's cluster", root.join(INFO_FILE).display()), &e)),
+    }
+}
+
+fn ensure_dir(root: &Path, dir: &Path, mode: u32) -> Result<(), Failure> {
+    if dir == root {
+        return Ok(());
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).ctx(dir.display())?;
+            durable::sync_dir(root).ctx(root.display())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Failure::io(dir.display(), &e)),
+    }
+}
+
+fn remove_stale_temps(dir: &Path, temps: &[String]) {
+    let now = SystemTime::now();
+    for t in temps {
+        let p = dir.join(t);
+        let old = fs::symlink_metadata(&p)
+            .and_then(|m| m.modified())
+            .map(|mt| now.duration_since(mt).unwrap_or_default() > STALE_TEMP)
+            .unwrap_or(false);
+        if old {
+            let _ = fs::remove_file(&p);
+        }
+    }
+}
+
+/// Write the (compressed) content to `out` while hashing the original on another thread.
+fn write_content(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> io::Result<[u8; 32]> {
+    std::thread::scope(|s| {
+        let hasher = s.spawn(|| -> [u8; 32] { store::content_hash(data) });
+        let r = if compress {
+            lz4frame::compress_parallel(data, o.level, o.threads, |b| out.write_all(b)).map(|_| ())
+        } else {
+            out.write_all(data)
+        };
+        let h = hasher.join().expect("hashing thread");
+        r.map(|()| h)
+    })
+}
+
+/// The name is archived already: exit 0 only for identical content whose stored copy is
+/// intact (then fsync it), refuse anything else (spec §1.4).
+fn already_archived(name: &str, dir: &Path, existing: &[Entry], hash: &[u8; 32]) -> Result<u8, Failure> {
+    if existing.len() > 1 {
+        return Err(Failure::failed(format!(
+            "{name}: archived more than once in {} (run walarchive verify)",
+            dir.display()
+        )));
+    }
+    let e = &existing[0];
+    if &e.stored.hash != hash {
+        return Err(Failure::failed(format!(
+            "{name}: already archived with different content (archived BLAKE3 {}, new {}); refused, nothing changed",
+            hex(&e.stored.hash),
+            hex(hash)
+        )));
+    }
+    let bytes = fs::read(&e.path).ctx(e.path.display())?;
+    store::decode_stored(&e.stored, &bytes, 1 << 30).map_err(|err| {
+        Failure::failed(format!("{name}: archived copy {} is corrupt: {err}", e.path.display()))
+    })?;
+    fs::File::open(&e.path).and_then(|f| f.sync_all()).ctx(e.path.display())?;
+    durable::sync_dir(dir).ctx(dir.display())?;
+    Ok(0)
+}
