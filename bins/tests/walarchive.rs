@@ -1,0 +1,584 @@
+//! walarchive against real WAL files (fixtures written by PostgreSQL 15) and real peers:
+//! stock `lz4`, `b3sum`, `pg_archivecleanup`, a size-limited tmpfs, a non-root user.
+//! The PostgreSQL end-to-end runs are in `walarchive_pg.rs`.
+
+mod util;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lampvault::wal::store::{decode_stored, StoredName};
+use util::{bin, fixture, require, sh, status_code, stderr, Scratch};
+
+const SEG9: &str = "000000010000000000000009";
+const SEG6: &str = "000000010000000000000006";
+const SEG0A: &str = "00000001000000000000000A";
+const TL2_0A: &str = "00000002000000000000000A";
+const PARTIAL: &str = "000000010000000000000015.partial";
+const BACKUP: &str = "000000010000000000000006.00000028.backup";
+const SYSID_A: &str = "7711763586823575507";
+
+/// Decompress the fixtures of cluster A (and B) into `dir`, under their WAL names.
+fn unpack(dir: &Path) {
+    for (sub, names) in [
+        ("pg15-16mib", &[SEG6, SEG9, SEG0A, TL2_0A, PARTIAL][..]),
+        ("pg15-1mib", &["00000001000000000000001C", "00000001000000000000001D"][..]),
+    ] {
+        for n in names {
+            let xz = fixture(&format!("wal/{sub}/{n}.xz"));
+            let out = Command::new("xz").arg("-dc").arg(&xz).output().expect("xz");
+            assert!(out.status.success(), "xz -dc {}", xz.display());
+            fs::write(dir.join(n), out.stdout).unwrap();
+        }
+    }
+    for n in [BACKUP, "00000002.history", "00000003.history"] {
+        fs::copy(fixture(&format!("wal/pg15-16mib/{n}")), dir.join(n)).unwrap();
+    }
+}
+
+struct Env {
+    s: Scratch,
+    src: PathBuf,
+    arch: PathBuf,
+}
+
+fn env(tag: &str) -> Env {
+    let s = Scratch::new(tag);
+    let src = s.path("src");
+    let arch = s.path("arch");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&arch).unwrap();
+    unpack(&src);
+    Env { s, src, arch }
+}
+
+fn wa(args: &[&str]) -> Output {
+    Command::new(bin("walarchive")).args(args).output().expect("run walarchive")
+}
+
+impl Env {
+    fn push(&self, name: &str) -> Output {
+        self.push_from(&self.src.join(name), name, &[])
+    }
+    fn push_from(&self, path: &Path, name: &str, extra: &[&str]) -> Output {
+        let mut a = vec!["push", path.to_str().unwrap(), name, "--archive", self.arch.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        wa(&a)
+    }
+    fn fetch(&self, name: &str, dest: &Path) -> Output {
+        wa(&["fetch", name, dest.to_str().unwrap(), "--archive", self.arch.to_str().unwrap()])
+    }
+    fn stored(&self, name: &str) -> Vec<PathBuf> {
+        let w = lampvault::wal::WalName::parse(name).unwrap();
+        let dir = match w.archive_subdir() {
+            Some(d) => self.arch.join(d),
+            None => self.arch.clone(),
+        };
+        let mut v: Vec<PathBuf> = fs::read_dir(&dir)
+            .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| StoredName::entry_is_for(p.file_name().unwrap().to_str().unwrap(), name));
+        v
+    }
+    /// Every file under the archive (recursively), names only, sorted.
+    fn tree(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        fn walk(d: &Path, base: &Path, out: &mut Vec<String>) {
+            for e in fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else {
+                    out.push(p.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+        walk(&self.arch, &self.arch, &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn ok(o: &Output) {
+    assert_eq!(status_code(o), 0, "stderr: {}", stderr(o));
+    assert_eq!(stderr(o), "", "success must be silent");
+}
+
+#[test]
+fn push_fetch_round_trip_every_kind() {
+    let e = env("rt");
+    for n in [SEG6, BACKUP, SEG9, SEG0A, "00000002.history", TL2_0A, PARTIAL, "00000003.history"] {
+        ok(&e.push(n));
+        assert_eq!(e.stored(n).len(), 1, "{n}");
+        let dest = e.s.path(&format!("out-{n}"));
+        ok(&e.fetch(n, &dest));
+        assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(n)).unwrap(), "{n}");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(e.stored(n)[0].clone()).unwrap().mode() & 0o777, 0o600, "{n}");
+    }
+    // Segments are compressed, history and backup files stored as they are.
+    assert!(e.stored(SEG9)[0].to_str().unwrap().ends_with(".lz4"));
+    assert!(!e.stored("00000002.history")[0].to_str().unwrap().ends_with(".lz4"));
+    let info = fs::read_to_string(e.arch.join("walarchive.info")).unwrap();
+    assert!(info.contains(&format!("system-identifier={SYSID_A}\n")), "{info}");
+    assert!(info.contains("wal-segment-size=16777216\n"), "{info}");
+    // Nothing but final names and the info file: no temporary file left behind.
+    assert!(e.tree().iter().all(|f| !f.contains(".walarchive-tmp")), "{:?}", e.tree());
+    let v = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
+    // 06, 09, 0A on timeline 1: 07-08 are missing, which verify must report.
+    assert_eq!(status_code(&v), 1);
+    assert!(stderr(&v).contains("timeline 1: missing 000000010000000000000007 .. 000000010000000000000008"), "{}", stderr(&v));
+}
+
+#[test]
+fn stock_lz4_and_b3sum_read_the_archive() {
+    if !require("lz4", util::have("lz4")) || !require("b3sum", util::have("b3sum")) {
+        return;
+    }
+    let e = env("stock");
+    ok(&e.push(SEG9));
+    ok(&e.push("00000002.history"));
+    let f = e.stored(SEG9)[0].clone();
+    let name = f.file_name().unwrap().to_str().unwrap().to_string();
+    let hash = name.trim_end_matches(".lz4").rsplit('-').next().unwrap().to_string();
+    // The check the man page documents, with stock tools only.
+    let o = sh(&format!("lz4 -dc '{}' | b3sum --no-names", f.display()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), hash);
+    let o = sh(&format!("lz4 -d -c '{}' | cmp - '{}'", f.display(), e.src.join(SEG9).display()));
+    assert!(o.status.success(), "lz4 -d output differs: {}", stderr(&o));
+    let h = e.stored("00000002.history")[0].clone();
+    let o = sh(&format!("b3sum --no-names '{}'", h.display()));
+    assert!(h.to_str().unwrap().ends_with(String::from_utf8_lossy(&o.stdout).trim()));
+    // And the other way: a frame written by stock lz4 (content checksum, 4 MiB blocks)
+    // placed under the right name is read, checked and restored by fetch.
+    fs::remove_file(&f).unwrap();
+    let o = sh(&format!("lz4 -1 -q -c '{}' > '{}/0000000100000000/{SEG9}-{hash}.lz4'", e.src.join(SEG9).display(), e.arch.display()));
+    assert!(o.status.success());
+    let dest = e.s.path("from-stock");
+    ok(&e.fetch(SEG9, &dest));
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG9)).unwrap());
+}
+
+#[test]
+fn repush_identical_ok_different_refused() {
+    let e = env("repush");
+    ok(&e.push(SEG9));
+    let before = e.tree();
+    ok(&e.push(SEG9));
+    // Same content pushed uncompressed: still the same file, still 0.
+    ok(&e.push_from(&e.src.join(SEG9), SEG9, &["--compress", "none"]));
+    assert_eq!(e.tree(), before);
+    // Different content under an archived name (a byte changed after the header).
+    let mut data = fs::read(e.src.join(SEG9)).unwrap();
+    data[100_000] ^= 0xff;
+    let other = e.s.path("other");
+    fs::write(&other, &data).unwrap();
+    let o = e.push_from(&other, SEG9, &[]);
+    assert_eq!(status_code(&o), 1);
+    let err = stderr(&o);
+    assert!(err.starts_with(&format!("walarchive: {SEG9}: already archived with different content (archived BLAKE3 ")), "{err}");
+    let old = lampvault::wal::store::hex(&lampvault::wal::store::content_hash(&fs::read(e.src.join(SEG9)).unwrap()));
+    let new = lampvault::wal::store::hex(&lampvault::wal::store::content_hash(&data));
+    assert!(err.contains(&old) && err.contains(&new), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    assert_eq!(e.tree(), before, "a refused push must touch nothing");
+    // A history file of another server that picked the same timeline ID.
+    ok(&e.push("00000002.history"));
+    let h = e.s.path("h2");
+    fs::write(&h, "1\t0/B000000\tno recovery target specified\n").unwrap();
+    assert_eq!(status_code(&e.push_from(&h, "00000002.history", &[])), 1);
+}
+
+#[test]
+fn bad_segments_are_refused() {
+    let e = env("bad");
+    ok(&e.push(SEG9));
+    let data = fs::read(e.src.join(SEG9)).unwrap();
+    let data_0a = fs::read(e.src.join(SEG0A)).unwrap();
+    let flip = |d: &[u8], at: usize| {
+        let mut d = d.to_vec();
+        d[at] ^= 1;
+        d
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", data_0a[..data_0a.len() - 8192].to_vec(), "file is 16769024 bytes, but its header says segments are 16777216 bytes"),
+        ("empty", Vec::new(), "0 bytes is too short for a WAL page header (40 at offset 0)"),
+        ("zero page", { let mut d = data_0a.clone(); d[..8192].fill(0); d }, "unknown WAL page magic 0x0000 at offset 0"),
+        ("magic", flip(&data_0a, 0), "unknown WAL page magic 0xD111 at offset 0"),
+        ("sysid", flip(&data_0a, 24), "system identifier 7711763586823575506 does not match the archive's 7711763586823575507"),
+        ("misnamed", data.clone(), "page address 0/9000000 at offset 8 does not match the name (expected 0/A000000)"),
+    ];
+    for (what, bytes, msg) in cases {
+        let p = e.s.path(what);
+        fs::write(&p, &bytes).unwrap();
+        let o = e.push_from(&p, SEG0A, &[]);
+        assert_eq!(status_code(&o), 1, "{what}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.starts_with(&format!("walarchive: {SEG0A}: ")) && err.contains(msg), "{what}: {err}");
+        assert!(e.stored(SEG0A).is_empty(), "{what}: stored anyway");
+    }
+    // Another cluster's segment (fixture cluster B) into cluster A's archive.
+    let o = e.push("00000001000000000000001C");
+    assert_eq!(status_code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "walarchive: 00000001000000000000001C: system identifier 7711765119568205069 does not match the archive's 7711763586823575507: a segment of another cluster, refused\n"
+    );
+    // --system-id guards a fresh archive too.
+    let fresh = e.s.path("fresh");
+    fs::create_dir(&fresh).unwrap();
+    let o = wa(&["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", fresh.to_str().unwrap(), "--system-id", "42"]);
+    assert_eq!(status_code(&o), 1);
+    assert!(!fresh.join("walarchive.info").exists());
+    // A truncated history file (no final newline) and a non-history.
+    let h = e.s.path("h");
+    fs::write(&h, "1\t0/A000780\tbefore 2026").unwrap();
+    let o = e.push_from(&h, "00000002.history", &[]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).contains("not newline-terminated"), "{}", stderr(&o));
+}
+
+#[test]
+fn hostile_names_and_usage_keep_the_exit_contract() {
+    let e = env("names");
+    let victim = e.s.path("victim");
+    for name in ["../victim", "../../etc/passwd", "0000000100000000/000000010000000000000009", ".history", "", "RECOVERYXLOG", "000000010000000000000009/"] {
+        let o = e.push_from(&e.src.join(SEG9), name, &[]);
+        assert_eq!(status_code(&o), 1, "push {name:?}");
+        assert!(stderr(&o).contains("invalid WAL file name"), "{}", stderr(&o));
+        let o = e.fetch(name, &victim);
+        assert_eq!(status_code(&o), 255, "fetch {name:?}");
+    }
+    assert!(!victim.exists());
+    assert!(e.tree().is_empty(), "{:?}", e.tree());
+    // Usage errors: push 1, fetch 255 (never 2, which PostgreSQL would take as "missing").
+    assert_eq!(status_code(&wa(&["push"])), 1);
+    assert_eq!(status_code(&wa(&["push", "a", SEG9, "--archive", "x", "--level", "99"])), 1);
+    assert_eq!(status_code(&wa(&["fetch"])), 255);
+    assert_eq!(status_code(&wa(&["fetch", SEG9, "x", "--archive", "y", "--bogus"])), 255);
+    assert_eq!(status_code(&wa(&["list"])), 2);
+    let h = wa(&["--help"]);
+    assert_eq!(status_code(&h), 0);
+    assert!(String::from_utf8_lossy(&h.stdout).contains("push"));
+}
+
+#[test]
+fn fetch_missing_is_1_everything_else_255() {
+    let e = env("fetch");
+    ok(&e.push(SEG9));
+    ok(&e.push("00000002.history"));
+    let dest = e.s.path("RECOVERYXLOG");
+    // Truly absent: 1 and silent (segment in a known and an unknown directory, history).
+    for n in [SEG0A, "000000050000000000000001", "00000009.history"] {
+        let o = e.fetch(n, &dest);
+        assert_eq!(status_code(&o), 1, "{n}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "");
+        assert!(!dest.exists());
+    }
+    // Archive missing, or an empty directory (an unmounted mount point): 255.
+    let o = wa(&["fetch", SEG9, dest.to_str().unwrap(), "--archive", e.s.path("nope").to_str().unwrap()]);
+    assert_eq!(status_code(&o), 255);
+    assert_eq!(stderr(&o), format!("walarchive: {}: archive: No such file or directory\n", e.s.path("nope").display()));
+    let empty = e.s.path("empty");
+    fs::create_dir(&empty).unwrap();
+    let o = wa(&["fetch", SEG9, dest.to_str().unwrap(), "--archive", empty.to_str().unwrap()]);
+    assert_eq!(status_code(&o), 255);
+    assert!(stderr(&o).contains("not a walarchive archive"), "{}", stderr(&o));
+    // Corrupt stored file: one bit flipped inside the compressed data.
+    let f = e.stored(SEG9)[0].clone();
+    let good = fs::read(&f).unwrap();
+    let mut bad = good.clone();
+    bad[500_000] ^= 0x10;
+    fs::write(&f, &bad).unwrap();
+    let o = e.fetch(SEG9, &dest);
+    assert_eq!(status_code(&o), 255, "{}", stderr(&o));
+    assert!(stderr(&o).contains("is corrupt"), "{}", stderr(&o));
+    assert!(!dest.exists(), "no partial %p after a failure");
+    // Truncated stored file.
+    fs::write(&f, &good[..good.len() / 2]).unwrap();
+    let o = e.fetch(SEG9, &dest);
+    assert_eq!(status_code(&o), 255);
+    assert!(stderr(&o).contains("is corrupt: bad LZ4 frame at offset"), "{}", stderr(&o));
+    // A valid frame of the wrong file renamed to the right hash: the header check catches it.
+    fs::write(&f, &good).unwrap();
+    let h = e.stored("00000002.history")[0].clone();
+    let good_h = fs::read(&h).unwrap();
+    fs::write(&h, "1\t0/B000000\tx\n").unwrap();
+    let o = e.fetch("00000002.history", &dest);
+    assert_eq!(status_code(&o), 255);
+    assert!(stderr(&o).contains("BLAKE3 mismatch"), "{}", stderr(&o));
+    let v = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
+    assert_eq!(status_code(&v), 1);
+    assert!(stderr(&v).contains("BLAKE3 mismatch"), "{}", stderr(&v));
+    fs::write(&h, good_h).unwrap();
+    // Repaired: works again.
+    ok(&e.fetch(SEG9, &dest));
+    assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()]).status.success());
+}
+
+/// Run walarchive as an unprivileged user (root ignores permissions).
+fn as_nobody(e: &Env, args: &[&str]) -> Output {
+    let exe = e.s.path("walarchive");
+    if !exe.exists() {
+        fs::copy(bin("walarchive"), &exe).unwrap();
+    }
+    fs::set_permissions(&e.s.0, fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new("runuser").args(["-u", "nobody", "--"]).arg(&exe).args(args).output().expect("runuser")
+}
+
+#[test]
+fn unreadable_and_unwritable_archives() {
+    if !require("root (runuser)", util::is_root()) {
+        return;
+    }
+    let e = env("perm");
+    ok(&e.push(SEG9));
+    fs::set_permissions(&e.src, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(e.src.join(SEG0A), fs::Permissions::from_mode(0o644)).unwrap();
+    let arch = e.arch.to_str().unwrap();
+    // Archive owned by root, 0755: nobody cannot write → push 1, clear message.
+    let o = as_nobody(&e, &["push", e.src.join(SEG0A).to_str().unwrap(), SEG0A, "--archive", arch]);
+    assert_eq!(status_code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    // The archive's subdirectory is 0700 root: nobody cannot read it → fetch 255, not 1.
+    let out = e.s.path("out");
+    fs::create_dir(&out).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = as_nobody(&e, &["fetch", SEG0A, out.join("x").to_str().unwrap(), "--archive", arch]);
+    assert_eq!(status_code(&o), 255, "{}", stderr(&o));
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    // Unreadable source file for push.
+    fs::set_permissions(e.src.join(SEG0A), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(&e.arch, fs::Permissions::from_mode(0o777)).unwrap();
+    let o = as_nobody(&e, &["push", e.src.join(SEG0A).to_str().unwrap(), SEG0A, "--archive", arch]);
+    assert_eq!(status_code(&o), 1);
+    assert_eq!(stderr(&o), format!("walarchive: {}: Permission denied\n", e.src.join(SEG0A).display()));
+    // Modes are 0600 / 0640 whatever the umask.
+    let o = sh(&format!(
+        "umask 000; '{}' push '{}' {SEG0A} --archive '{arch}' && umask 077 && '{}' push '{}' 00000002.history --archive '{arch}' --group-read",
+        bin("walarchive").display(),
+        e.src.join(SEG0A).display(),
+        bin("walarchive").display(),
+        e.src.join("00000002.history").display()
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(&e.stored(SEG0A)[0]).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(&e.stored("00000002.history")[0]).unwrap().mode() & 0o777, 0o640);
+}
+
+#[test]
+fn full_filesystem_fails_cleanly_then_recovers() {
+    if !require("root (tmpfs mount)", util::is_root()) {
+        return;
+    }
+    let e = env("full");
+    let mnt = e.s.path("small");
+    fs::create_dir(&mnt).unwrap();
+    let o = sh(&format!("mount -t tmpfs -o size=20m,mode=0755 lvtest-walarchive '{}'", mnt.display()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(mnt.clone());
+    let a = mnt.to_str().unwrap();
+    let push = |n: &str| wa(&["push", e.src.join(n).to_str().unwrap(), n, "--archive", a, "--compress", "none"]);
+    ok(&push(SEG9));
+    let o = push(SEG0A);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).contains("No space left on device"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1);
+    let left = sh(&format!("find '{a}' -name '.walarchive-tmp*' | wc -l"));
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0", "temporary file left on a full disk");
+    assert!(wa(&["verify", "--archive", a]).status.success());
+    let o = wa(&["fetch", SEG0A, e.s.path("x").to_str().unwrap(), "--archive", a]);
+    assert_eq!(status_code(&o), 1, "nothing partial is fetchable");
+    // Space returns: the retry succeeds and everything reads back.
+    assert!(sh(&format!("mount -o remount,size=64m '{a}'")).status.success());
+    ok(&push(SEG0A));
+    let dest = e.s.path("back");
+    ok(&wa(&["fetch", SEG0A, dest.to_str().unwrap(), "--archive", a]));
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG0A)).unwrap());
+}
+
+#[test]
+fn concurrent_pushes_of_one_segment() {
+    let e = env("race");
+    ok(&e.push(SEG6)); // records the cluster
+    for round in 0..5 {
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                Command::new(bin("walarchive"))
+                    .args(["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert_eq!(status_code(&o), 0, "round {round}: {}", stderr(&o));
+        }
+        assert_eq!(e.stored(SEG9).len(), 1);
+        fs::remove_file(&e.stored(SEG9)[0]).unwrap();
+    }
+    // Two different contents at once: exactly one wins, the other is refused.
+    let mut data = fs::read(e.src.join(SEG9)).unwrap();
+    data[123_456] ^= 1;
+    let other = e.s.path("other");
+    fs::write(&other, &data).unwrap();
+    let a = Command::new(bin("walarchive"))
+        .args(["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let b = Command::new(bin("walarchive"))
+        .args(["push", other.to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let codes = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()].map(|o| status_code(&o));
+    let mut sorted = codes;
+    sorted.sort();
+    assert_eq!(sorted, [0, 1], "{codes:?}");
+    assert_eq!(e.stored(SEG9).len(), 1);
+}
+
+#[test]
+fn kill_9_never_leaves_a_partial_final_file() {
+    let e = env("kill");
+    ok(&e.push(SEG0A)); // records the cluster; 09 + 0A leave no gap for verify
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id());
+    let mut completed = 0;
+    for i in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = std::time::Duration::from_micros(seed % 60_000);
+        let mut c = Command::new(bin("walarchive"))
+            .args(["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = c.kill(); // SIGKILL
+        let _ = c.wait();
+        for f in e.stored(SEG9) {
+            let st = StoredName::parse(f.file_name().unwrap().to_str().unwrap()).unwrap();
+            let bytes = fs::read(&f).unwrap();
+            decode_stored(&st, &bytes, 16 << 20).unwrap_or_else(|err| panic!("iteration {i}: partial final file {}: {err}", f.display()));
+            completed += 1;
+            fs::remove_file(&f).unwrap();
+        }
+    }
+    eprintln!("{completed} of 200 killed pushes had completed");
+    // A retry succeeds, leftovers are temp files only, and the result is right.
+    ok(&e.push(SEG9));
+    let dest = e.s.path("back");
+    ok(&e.fetch(SEG9, &dest));
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG9)).unwrap());
+    let s = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
+    assert!(s.status.success(), "{}", stderr(&s));
+}
+
+#[test]
+fn cleanup_matches_pg_archivecleanup() {
+    let pgac = "/usr/lib/postgresql/15/bin/pg_archivecleanup";
+    if !require("pg_archivecleanup", util::have(pgac)) {
+        return;
+    }
+    let e = env("cleanup");
+    let names = [SEG6, BACKUP, SEG9, SEG0A, "00000002.history", TL2_0A, PARTIAL, "00000003.history"];
+    for n in names {
+        ok(&e.push(n));
+    }
+    // The same names as plain files, for the real pg_archivecleanup.
+    let plain = e.s.path("plain");
+    fs::create_dir(&plain).unwrap();
+    for n in names {
+        fs::write(plain.join(n), b"").unwrap();
+    }
+    let cut = TL2_0A;
+    let o = Command::new(pgac).args(["-n", plain.to_str().unwrap(), cut]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut theirs: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| Path::new(l).file_name().unwrap().to_str().unwrap().to_string())
+        .collect();
+    theirs.sort();
+    let o = wa(&["cleanup", "-n", "--archive", e.arch.to_str().unwrap(), cut]);
+    ok(&o);
+    let mut ours: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| StoredName::parse(Path::new(l).file_name().unwrap().to_str().unwrap()).unwrap().wal.to_string())
+        .collect();
+    ours.sort();
+    assert_eq!(ours, theirs);
+    assert_eq!(ours, vec![SEG6.to_string(), SEG9.to_string()]);
+    // -n removed nothing; the real run removes exactly those.
+    assert_eq!(e.stored(SEG6).len(), 1);
+    ok(&wa(&["cleanup", "--archive", e.arch.to_str().unwrap(), cut]));
+    assert!(e.stored(SEG6).is_empty() && e.stored(SEG9).is_empty());
+    for n in [BACKUP, SEG0A, "00000002.history", TL2_0A, PARTIAL, "00000003.history"] {
+        assert_eq!(e.stored(n).len(), 1, "{n} must stay");
+    }
+    // -b removes the old backup history file too; a .backup cutoff counts by its segment.
+    let o = wa(&["cleanup", "-n", "-b", "--archive", e.arch.to_str().unwrap(), "00000001000000000000000A.00000028.backup"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(BACKUP));
+    // Invalid cutoffs: usage error 2, like pg_archivecleanup; missing archive 1.
+    let o = wa(&["cleanup", "--archive", e.arch.to_str().unwrap(), "00000002.history"]);
+    assert_eq!(status_code(&o), 2);
+    assert!(stderr(&o).contains("invalid file name argument"));
+    let o = wa(&["cleanup", "--archive", e.s.path("nope").to_str().unwrap(), SEG9]);
+    assert_eq!(status_code(&o), 1);
+}
+
+#[test]
+fn list_json_and_head_c1() {
+    let e = env("list");
+    for n in [SEG9, SEG0A, "00000002.history", TL2_0A] {
+        ok(&e.push(n));
+    }
+    let o = wa(&["list", "--json", "--archive", e.arch.to_str().unwrap()]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["system_identifier"], SYSID_A);
+    assert_eq!(v["timelines"][0]["first"], SEG9);
+    assert_eq!(v["timelines"][0]["last"], SEG0A);
+    assert_eq!(v["timelines"][0]["segments"], 2);
+    assert_eq!(v["timelines"][1]["timeline"], 2);
+    assert!(v["timelines"][0]["ratio"].as_f64().unwrap() > 1.5);
+    let o = wa(&["list", "--archive", e.arch.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!("timeline 1: {SEG9} .. {SEG0A}, 2 segments, 0 gaps")));
+    // Data on stdout, cut short by the reader: dies by SIGPIPE like dd, no message.
+    let o = sh(&format!("set +o pipefail; '{}' list --archive '{}' | head -c1", bin("walarchive").display(), e.arch.display()));
+    assert_eq!(o.stdout, b"t");
+    assert_eq!(stderr(&o), "");
+    ok(&wa(&["verify", "--archive", e.arch.to_str().unwrap()]));
+    // A stranger and a misplaced file are reported by verify.
+    fs::write(e.arch.join("junk"), b"x").unwrap();
+    let o = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).contains("junk: not a walarchive file"), "{}", stderr(&o));
+}
+
+#[test]
+fn one_mib_segments() {
+    let e = env("1mib");
+    ok(&e.push("00000001000000000000001C"));
+    ok(&e.push("00000001000000000000001D"));
+    let info = fs::read_to_string(e.arch.join("walarchive.info")).unwrap();
+    assert!(info.contains("wal-segment-size=1048576"));
+    // Cluster A's 16 MiB segment into the 1 MiB archive: refused.
+    assert_eq!(status_code(&e.push(SEG9)), 1);
+    let d = e.s.path("d");
+    ok(&e.fetch("00000001000000000000001D", &d));
+    assert_eq!(fs::read(&d).unwrap(), fs::read(e.src.join("00000001000000000000001D")).unwrap());
+    let o = wa(&["list", "--archive", e.arch.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 segments, 0 gaps"));
+}
