@@ -18,6 +18,8 @@ pub mod amanda;
 pub mod blockio;
 pub mod freeze;
 pub mod durable;
+pub mod parity;
+pub mod rait;
 pub mod sys;
 pub mod tape;
 pub mod wal;

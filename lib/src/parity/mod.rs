@@ -1,0 +1,328 @@
+//! Parity over the records of a stripe: XOR for one parity volume (Amanda's RAIT), Reed-Solomon
+//! (the `reed-solomon-simd` crate, GF(2^16), SIMD) for two or more.
+//!
+//! Vocabulary: a stripe *row* is `data` data shards and `parity` parity shards of `shard`
+//! bytes each; shard `i` of a row lives on volume `i`, the parity volumes being the last
+//! ones (spec `amanda-media.md` §3.3). With one parity shard the parity is the XOR of the data
+//! shards, byte for byte what Amanda's RAIT device writes; with one data shard that is a copy
+//! (the two-volume mirror). Reed-Solomon's first recovery shard is *not* the XOR, which is why
+//! `--parity 1` always uses XOR.
+//!
+//! Invariants: a [`Codec`] allocates its scratch buffers once, in [`Codec::new`]; encoding,
+//! checking and rebuilding a row allocate nothing for XOR (the Reed-Solomon crate reuses its
+//! own work buffers through `reset`). Rows are addressed as "shard `i` is
+//! `bufs[i][off..off + shard]`", so callers keep one buffer per volume and no per-row vector.
+
+mod xor;
+
+pub use xor::{xor2, xor_all, xor_into};
+
+use std::fmt;
+
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
+
+/// What a parity operation could not do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParityError {
+    /// This many data and parity shards cannot be coded.
+    Unsupported { data: usize, parity: usize },
+    /// Shards must be non-empty and of even length (a Reed-Solomon requirement, kept for XOR).
+    ShardSize(usize),
+    /// More shards are missing than there are parity shards.
+    TooManyLost { lost: usize, parity: usize },
+    /// The Reed-Solomon crate refused (should not happen once `new` succeeded).
+    Codec(String),
+}
+
+impl fmt::Display for ParityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParityError::Unsupported { data, parity } => {
+                write!(f, "unsupported geometry: {data} data + {parity} parity volumes")
+            }
+            ParityError::ShardSize(n) => write!(f, "invalid block size {n}: must be even and non-zero"),
+            ParityError::TooManyLost { lost, parity } => {
+                write!(f, "{lost} volumes lost but only {parity} parity volume(s)")
+            }
+            ParityError::Codec(e) => write!(f, "reed-solomon: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ParityError {}
+
+fn rs_err(e: reed_solomon_simd::Error) -> ParityError {
+    ParityError::Codec(e.to_string())
+}
+
+/// The encoder/decoder for one geometry, with its scratch space.
+pub struct Codec {
+    data: usize,
+    parity: usize,
+    shard: usize,
+    rs: Option<(ReedSolomonEncoder, ReedSolomonDecoder)>,
+    /// `parity * shard` bytes: freshly computed parity.
+    scratch: Vec<u8>,
+    /// `shard` bytes: a shard saved while trying to locate a bad one.
+    saved: Vec<u8>,
+}
+
+impl Codec {
+    /// A codec for `data` data and `parity` parity shards of `shard` bytes.
+    pub fn new(data: usize, parity: usize, shard: usize) -> Result<Codec, ParityError> {
+        if shard == 0 || shard % 2 != 0 {
+            return Err(ParityError::ShardSize(shard));
+        }
+        if data == 0 || parity == 0 || data + parity > 256 {
+            return Err(ParityError::Unsupported { data, parity });
+        }
+        let rs = if parity >= 2 {
+            if !ReedSolomonEncoder::supports(data, parity) {
+                return Err(ParityError::Unsupported { data, parity });
+            }
+            let enc = ReedSolomonEncoder::new(data, parity, shard).map_err(rs_err)?;
+            let dec = ReedSolomonDecoder::new(data, parity, shard).map_err(rs_err)?;
+            Some((enc, dec))
+        } else {
+            None
+        };
+        Ok(Codec { data, parity, shard, rs, scratch: vec![0; parity * shard], saved: vec![0; shard] })
+    }
+
+    pub fn data_shards(&self) -> usize {
+        self.data
+    }
+
+    pub fn parity_shards(&self) -> usize {
+        self.parity
+    }
+
+    pub fn shard_len(&self) -> usize {
+        self.shard
+    }
+
+    /// Compute the parity shards of a contiguous row (`data * shard` bytes) into `out`
+    /// (`parity * shard` bytes, shard after shard).
+    pub fn encode_row(&mut self, row: &[u8], out: &mut [u8]) -> Result<(), ParityError> {
+        let s = self.shard;
+        assert_eq!(row.len(), self.data * s, "encode_row: row length");
+        assert_eq!(out.len(), self.parity * s, "encode_row: parity length");
+        match &mut self.rs {
+            None => xor_all(out, row.chunks_exact(s)),
+            Some((enc, _)) => {
+                enc.reset(self.data, self.parity, s).map_err(rs_err)?;
+                for d in row.chunks_exact(s) {
+                    enc.add_original_shard(d).map_err(rs_err)?;
+                }
+                let res = enc.encode().map_err(rs_err)?;
+                for (o, r) in out.chunks_exact_mut(s).zip(res.recovery_iter()) {
+                    o.copy_from_slice(r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Parity of the data shards `bufs[0..data]` at `off`, into `self.scratch`.
+    fn parity_of(&mut self, bufs: &[Vec<u8>], off: usize) -> Result<(), ParityError> {
+        let (d, s) = (self.data, self.shard);
+        match &mut self.rs {
+            None => xor_all(&mut self.scratch, bufs[..d].iter().map(|b| &b[off..off + s])),
+            Some((enc, _)) => {
+                enc.reset(d, self.parity, s).map_err(rs_err)?;
+                for b in &bufs[..d] {
+                    enc.add_original_shard(&b[off..off + s]).map_err(rs_err)?;
+                }
+                let res = enc.encode().map_err(rs_err)?;
+                for (o, r) in self.scratch.chunks_exact_mut(s).zip(res.recovery_iter()) {
+                    o.copy_from_slice(r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every data shard must be present. True when each present parity shard equals the
+    /// parity of the data (true as well when no parity shard is present: nothing to check).
+    pub fn row_consistent(&mut self, bufs: &[Vec<u8>], off: usize, present: &[bool]) -> Result<bool, ParityError> {
+        let (d, s) = (self.data, self.shard);
+        debug_assert!(present[..d].iter().all(|&p| p));
+        if !present[d..d + self.parity].iter().any(|&p| p) {
+            return Ok(true);
+        }
+        self.parity_of(bufs, off)?;
+        for p in 0..self.parity {
+            if present[d + p] && bufs[d + p][off..off + s] != self.scratch[p * s..(p + 1) * s] {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Fill every shard `i` with `present[i] == false` (data and parity) from the others.
+    pub fn rebuild(&mut self, bufs: &mut [Vec<u8>], off: usize, present: &[bool]) -> Result<(), ParityError> {
+        let (d, m, s) = (self.data, self.parity, self.shard);
+        let n = d + m;
+        let lost = present[..n].iter().filter(|&&p| !p).count();
+        if lost == 0 {
+            return Ok(());
+        }
+        if lost > m {
+            return Err(ParityError::TooManyLost { lost, parity: m });
+        }
+        let data_lost = present[..d].iter().any(|&p| !p);
+        if data_lost {
+            match &mut self.rs {
+                None => {
+                    // One parity shard: the lost data shard is the XOR of all the others.
+                    let e = present.iter().position(|&p| !p).unwrap();
+                    let scratch = &mut self.scratch[..s];
+                    xor_all(scratch, (0..n).filter(|&i| i != e).map(|i| &bufs[i][off..off + s]));
+                    bufs[e][off..off + s].copy_from_slice(scratch);
+                }
+                Some((_, dec)) => {
+                    dec.reset(d, m, s).map_err(rs_err)?;
+                    for i in 0..n {
+                        if !present[i] {
+                            continue;
+                        }
+                        let shard = &bufs[i][off..off + s];
+                        if i < d {
+                            dec.add_original_shard(i, shard).map_err(rs_err)?;
+                        } else {
+                            dec.add_recovery_shard(i - d, shard).map_err(rs_err)?;
+                        }
+                    }
+                    let res = dec.decode().map_err(rs_err)?;
+                    for (i, restored) in res.restored_original_iter() {
+                        bufs[i][off..off + s].copy_from_slice(restored);
+                    }
+                }
+            }
+        }
+        if present[d..n].iter().any(|&p| !p) {
+            self.parity_of(bufs, off)?;
+            for p in 0..m {
+                if !present[d + p] {
+                    bufs[d + p][off..off + s].copy_from_slice(&self.scratch[p * s..(p + 1) * s]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A complete row whose parity does not match: find the one shard whose replacement makes
+    /// it consistent, and repair it in place. Needs two parity shards or more (with one, every
+    /// shard is an equally good suspect). Returns the shard index, or `None` (row unchanged)
+    /// when no single shard explains the mismatch.
+    pub fn locate_and_repair(&mut self, bufs: &mut [Vec<u8>], off: usize, present: &mut [bool]) -> Result<Option<usize>, ParityError> {
+        let (d, m, s) = (self.data, self.parity, self.shard);
+        if m < 2 {
+            return Ok(None);
+        }
+        let mut found = None;
+        for k in 0..d + m {
+            self.saved.copy_from_slice(&bufs[k][off..off + s]);
+            present[k] = false;
+            let rebuilt = self.rebuild(bufs, off, present);
+            present[k] = true;
+            rebuilt?;
+            if self.row_consistent(bufs, off, present)? {
+                found = Some(k);
+                break;
+            }
+            bufs[k][off..off + s].copy_from_slice(&self.saved);
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize, s: usize, seed: u64) -> Vec<Vec<u8>> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                (0..s)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Encode a row, then lose every subset of at most `m` shards and rebuild it.
+    fn round_trip(d: usize, m: usize, s: usize) {
+        let mut c = Codec::new(d, m, s).unwrap();
+        let data = rows(d, s, (d * 31 + m * 7 + s) as u64 + 1);
+        let row: Vec<u8> = data.concat();
+        let mut par = vec![0u8; m * s];
+        c.encode_row(&row, &mut par).unwrap();
+        let mut good: Vec<Vec<u8>> = data.clone();
+        good.extend(par.chunks(s).map(|p| p.to_vec()));
+        if m == 1 {
+            let mut x = vec![0u8; s];
+            for dd in &data {
+                xor_into(&mut x, dd);
+            }
+            assert_eq!(good[d], x, "parity 1 must be plain XOR (Amanda)");
+        }
+        let n = d + m;
+        let all = vec![true; n];
+        assert!(c.row_consistent(&good, 0, &all).unwrap());
+        for mask in 0u32..(1 << n) {
+            let lost = mask.count_ones() as usize;
+            let present: Vec<bool> = (0..n).map(|i| mask & (1 << i) == 0).collect();
+            let mut bufs = good.clone();
+            for i in 0..n {
+                if !present[i] {
+                    bufs[i].fill(0x5A);
+                }
+            }
+            let r = c.rebuild(&mut bufs, 0, &present);
+            if lost <= m {
+                r.unwrap();
+                assert_eq!(bufs, good, "d={d} m={m} mask={mask:b}");
+            } else {
+                assert_eq!(r, Err(ParityError::TooManyLost { lost, parity: m }));
+            }
+        }
+        // one corrupted shard: located with m >= 2
+        for k in 0..n {
+            let mut bufs = good.clone();
+            bufs[k][s / 2] ^= 0x40;
+            let mut present = vec![true; n];
+            assert!(!c.row_consistent(&bufs, 0, &present).unwrap());
+            let got = c.locate_and_repair(&mut bufs, 0, &mut present).unwrap();
+            if m >= 2 {
+                assert_eq!(got, Some(k));
+                assert_eq!(bufs, good);
+            } else {
+                assert_eq!(got, None);
+            }
+        }
+    }
+
+    #[test]
+    fn every_loss_pattern_rebuilds() {
+        for (d, m) in [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (3, 2), (4, 2), (2, 3), (3, 3)] {
+            for s in [2, 64, 1000] {
+                round_trip(d, m, s);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_geometry() {
+        assert_eq!(Codec::new(2, 1, 0).err(), Some(ParityError::ShardSize(0)));
+        assert_eq!(Codec::new(2, 1, 3).err(), Some(ParityError::ShardSize(3)));
+        assert!(matches!(Codec::new(0, 1, 64), Err(ParityError::Unsupported { .. })));
+        assert!(matches!(Codec::new(2, 0, 64), Err(ParityError::Unsupported { .. })));
+    }
+}

@@ -1,0 +1,544 @@
+//! The join engine: read a RAIT set (ours or Amanda's), check every row, rebuild what is lost
+//! or damaged, and write the stream (`join`), only report (`verify`) or write lost volumes
+//! again (`rebuild`).
+//!
+//! Rules (spec `amanda-media.md` §3.6, and what Amanda gets wrong there):
+//! * a volume missing from the start, unreadable, or that ends or fails in the middle is
+//!   rebuilt from parity from the very record where it stopped — never 32 KiB of wrong data;
+//! * a complete row is checked against its parity (as Amanda does); a mismatch that cannot be
+//!   pinned to one volume stops `join` (unless trusted) rather than guess;
+//! * with `--checksums` a record whose tag does not match is treated as lost, so the damage
+//!   is located and repaired;
+//! * nothing is trusted for sizes: the buffers come from the validated geometry
+//!   ([`super::MAX_BLOCK`]), so hostile volumes cannot ask for huge allocations.
+//!
+//! Buffers: one per volume, `(BATCH + 2)` records, allocated once; shard `i` of batch row `j`
+//! is `bufs[i][j·record..][..block]`, and rebuilt shards are written into the same place.
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+
+use super::meta::{FirstBlock, Length, Meta, MetaError, Trailer};
+use super::volume::write_all_vectored;
+use super::{tag, Geometry, LayoutError, VolumeOut, AMANDA_BLOCK, TAG_LEN};
+use crate::parity::{Codec, ParityError};
+
+/// Rows per batch.
+pub const BATCH: usize = 32;
+
+/// One volume of the set as given to join.
+pub enum Source {
+    /// Named `missing` by the user.
+    Missing,
+    /// An input, possibly failing.
+    Read(Box<dyn Read>),
+}
+
+/// How join runs.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinOptions {
+    /// The child block size the user asked for (`None`: what the volumes say, or 32 KiB).
+    pub block: Option<usize>,
+    /// Size of the first block of every volume.
+    pub header_size: usize,
+    /// Write the data volumes' bytes when the parity disagrees and the culprit is unknown.
+    pub trust_data: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions { block: None, header_size: AMANDA_BLOCK, trust_data: false }
+    }
+}
+
+/// Something worth telling the user; the stream stays exact unless the event says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The volume is missing (named `missing` or unreadable when opened): rebuilt throughout.
+    Missing { volume: usize, cause: String },
+    /// The volume stopped at `record` (truncated, read error): rebuilt from there on.
+    Ended { volume: usize, record: u64, offset: u64, cause: String },
+    /// A record's checksum does not match: rebuilt from the others.
+    BadChecksum { volume: usize, record: u64, offset: u64 },
+    /// Reed-Solomon found the one record that made the row inconsistent and rebuilt it.
+    Located { volume: usize, record: u64, offset: u64 },
+    /// The row's parity does not match and no volume can be blamed.
+    ParityMismatch { record: u64, offset: u64 },
+    /// More volumes are lost in this row than there are parity volumes.
+    Unrecoverable { record: u64, lost: Vec<usize> },
+}
+
+/// Why join stopped.
+#[derive(Debug)]
+pub enum JoinError {
+    FirstBlock { volume: usize, err: MetaError },
+    Truncated { volume: usize, got: usize, want: usize },
+    NoVolume,
+    Count { given: usize, volumes: usize },
+    OtherSet { volume: usize, set: u64, first: usize, first_set: u64 },
+    Position { volume: usize, child: usize },
+    Differs { volume: usize, first: usize, what: &'static str },
+    BlockSize { given: usize, stored: usize },
+    Incomplete { volume: usize },
+    Layout(LayoutError),
+    TooManyLost { record: u64, lost: Vec<usize>, parity: usize },
+    ParityMismatch { record: u64, offset: u64 },
+    NoEnd { rows: u64 },
+    Output(io::Error),
+    Parity(ParityError),
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::FirstBlock { volume, err } => write!(f, "volume {volume}: {err}"),
+            JoinError::Truncated { volume, got, want } => {
+                write!(f, "volume {volume}: truncated in its first block ({got} of {want} bytes)")
+            }
+            JoinError::NoVolume => write!(f, "no volume could be read"),
+            JoinError::Count { given, volumes } => {
+                write!(f, "{given} volumes given but the set has {volumes} (name lost ones 'missing')")
+            }
+            JoinError::OtherSet { volume, set, first, first_set } => write!(
+                f,
+                "volume {volume} belongs to set {set:016x}, volume {first} to set {first_set:016x}: volumes of different sets"
+            ),
+            JoinError::Position { volume, child } => {
+                write!(f, "volume {volume} is volume {child} of its set: volumes given in the wrong order")
+            }
+            JoinError::Differs { volume, first, what } => {
+                write!(f, "volume {volume} and volume {first} differ in {what}: volumes of different sets")
+            }
+            JoinError::BlockSize { given, stored } => {
+                write!(f, "wrong block size: {given} given, the volumes were written with {stored}")
+            }
+            JoinError::Incomplete { volume } => write!(f, "volume {volume}: split did not finish (length never written)"),
+            JoinError::Layout(e) => write!(f, "{e}"),
+            JoinError::TooManyLost { record, lost, parity } => write!(
+                f,
+                "record {record}: volumes {} lost, only {parity} parity volume(s): unrecoverable",
+                lost.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            JoinError::ParityMismatch { record, offset } => write!(
+                f,
+                "record {record} (volume offset {offset}): parity mismatch, cannot tell which volume is wrong (use --checksums sets, verify, or --trust-data)"
+            ),
+            JoinError::NoEnd { rows } => {
+                write!(f, "no volume has its end record after {rows} records: every volume is truncated")
+            }
+            JoinError::Output(e) => write!(f, "writing the output: {e}"),
+            JoinError::Parity(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// What a run found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Payload bytes written (or checked); with an Amanda set that has no length, whole rows.
+    pub payload: u64,
+    pub rows: u64,
+    /// The set keeps no exact length (Amanda's own set): the output includes the padding.
+    pub padded: bool,
+    /// Records rebuilt from parity (missing volumes, checksum failures, located errors).
+    pub rebuilt_records: u64,
+    /// Volumes that were missing or stopped early.
+    pub lost_volumes: Vec<usize>,
+    /// Records whose checksum failed or that Reed-Solomon located.
+    pub damaged_records: u64,
+    /// Rows that could not be made right.
+    pub unrecoverable_rows: u64,
+}
+
+enum End {
+    Known(u64),
+    Trailer,
+    Eof,
+}
+
+/// An opened set, ready to run.
+pub struct Set {
+    geo: Geometry,
+    set: u64,
+    meta: Option<Meta>,
+    header: Option<Vec<u8>>,
+    end: End,
+    readers: Vec<Option<Box<dyn Read>>>,
+    lost: Vec<usize>,
+    events: Vec<Event>,
+    trust: bool,
+}
+
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (got, Some(e)),
+        }
+    }
+    (got, None)
+}
+
+impl Set {
+    /// Read every volume's first block and check that they form one set.
+    pub fn open(sources: Vec<Source>, opts: &JoinOptions) -> Result<Set, JoinError> {
+        let hs = opts.header_size;
+        if !(super::MIN_BLOCK..=super::MAX_BLOCK).contains(&hs) {
+            return Err(JoinError::Layout(LayoutError::HeaderSize(hs)));
+        }
+        let n = sources.len();
+        let mut readers: Vec<Option<Box<dyn Read>>> = Vec::with_capacity(n);
+        let mut firsts: Vec<Option<FirstBlock>> = Vec::with_capacity(n);
+        let mut events = Vec::new();
+        let mut lost = Vec::new();
+        let mut block = vec![0u8; hs];
+        for (i, s) in sources.into_iter().enumerate() {
+            let mut r = match s {
+                Source::Missing => {
+                    events.push(Event::Missing { volume: i, cause: "named missing".into() });
+                    lost.push(i);
+                    readers.push(None);
+                    firsts.push(None);
+                    continue;
+                }
+                Source::Read(r) => r,
+            };
+            let (got, err) = read_up_to(&mut *r, &mut block);
+            if let Some(e) = err {
+                events.push(Event::Missing { volume: i, cause: format!("unreadable: {e}") });
+                lost.push(i);
+                readers.push(None);
+                firsts.push(None);
+                continue;
+            }
+            if got < hs {
+                return Err(JoinError::Truncated { volume: i, got, want: hs });
+            }
+            let fb = FirstBlock::parse(&block).map_err(|err| JoinError::FirstBlock { volume: i, err })?;
+            readers.push(Some(r));
+            firsts.push(Some(fb));
+        }
+        let Some(first) = firsts.iter().position(|f| f.is_some()) else { return Err(JoinError::NoVolume) };
+        let f0 = firsts[first].clone().unwrap();
+        for (i, f) in firsts.iter().enumerate() {
+            let Some(f) = f else { continue };
+            match (&f0.meta, &f.meta) {
+                (Some(a), Some(b)) => {
+                    if a.set != b.set {
+                        return Err(JoinError::OtherSet { volume: i, set: b.set, first, first_set: a.set });
+                    }
+                    if a.geometry != b.geometry || a.header != b.header {
+                        return Err(JoinError::Differs { volume: i, first, what: "geometry" });
+                    }
+                    if b.child != i {
+                        return Err(JoinError::Position { volume: i, child: b.child });
+                    }
+                    if let (Length::Known(x), Length::Known(y)) = (a.len, b.len) {
+                        if x != y {
+                            return Err(JoinError::Differs { volume: i, first, what: "length" });
+                        }
+                    }
+                }
+                (None, None) => {}
+                _ => return Err(JoinError::Differs { volume: i, first, what: "metadata (one is raitstripe's, one is not)" }),
+            }
+            if f.amanda != f0.amanda {
+                return Err(JoinError::Differs { volume: i, first, what: "header" });
+            }
+        }
+        let (geo, set, end) = match &f0.meta {
+            Some(m) => {
+                if m.geometry.volumes != n {
+                    return Err(JoinError::Count { given: n, volumes: m.geometry.volumes });
+                }
+                if let Some(b) = opts.block {
+                    if b != m.geometry.block {
+                        return Err(JoinError::BlockSize { given: b, stored: m.geometry.block });
+                    }
+                }
+                let metas = firsts.iter().flatten().filter_map(|f| f.meta.as_ref());
+                let mut end = End::Trailer;
+                for (i, mm) in firsts.iter().enumerate().filter_map(|(i, f)| f.as_ref().and_then(|f| f.meta.as_ref()).map(|m| (i, m))) {
+                    if mm.len == Length::Incomplete {
+                        return Err(JoinError::Incomplete { volume: i });
+                    }
+                }
+                for mm in metas {
+                    if let Length::Known(p) = mm.len {
+                        end = End::Known(p);
+                    }
+                }
+                (m.geometry, m.set, end)
+            }
+            None => {
+                let geo = Geometry::new(n, 1, opts.block.unwrap_or(AMANDA_BLOCK), hs, false).map_err(JoinError::Layout)?;
+                (geo, 0, End::Eof)
+            }
+        };
+        if lost.len() > geo.parity {
+            return Err(JoinError::TooManyLost { record: 0, lost, parity: geo.parity });
+        }
+        Ok(Set { geo, set, meta: f0.meta, header: f0.amanda, end, readers, lost, events, trust: opts.trust_data })
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    /// The stream's header block (written first by join), if it has one.
+    pub fn header(&self) -> Option<&[u8]> {
+        self.header.as_deref()
+    }
+
+    /// True for a set written by raitstripe (exact length known).
+    pub fn has_metadata(&self) -> bool {
+        self.meta.is_some()
+    }
+
+    /// Run the set. `out`: where the stream goes (`None` = verify only). `rebuild`: volumes to
+    /// write again, by index. `on_event` hears about everything unusual, in order.
+    /// `verify` mode (out = None) counts damage instead of stopping on it where it can.
+    pub fn run(
+        mut self,
+        mut out: Option<&mut dyn Write>,
+        rebuild: &mut [(usize, VolumeOut)],
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Summary, JoinError> {
+        let verify = out.is_none();
+        let geo = self.geo;
+        let (n, d, m, c) = (geo.volumes, geo.data(), geo.parity, geo.block);
+        let rec = geo.record_len();
+        let row_bytes = geo.row_bytes() as u64;
+        let mut sum = Summary { lost_volumes: self.lost.clone(), padded: matches!(self.end, End::Eof), ..Summary::default() };
+        for e in self.events.drain(..) {
+            on_event(&e);
+        }
+        let mut codec = Codec::new(d, m, c).map_err(JoinError::Parity)?;
+        let hold = if matches!(self.end, End::Trailer) { 2 } else { 0 };
+        let cap = (BATCH + hold) * rec;
+        let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| vec![0u8; cap]).collect();
+        let mut have = vec![0usize; n];
+        let mut eof = vec![false; n];
+        let mut errs: Vec<Option<String>> = vec![None; n];
+        let mut usable = vec![0usize; n];
+        let mut present = vec![false; n];
+        let mut total: Option<u64> = match self.end {
+            End::Known(p) => Some(geo.rows_for(p)),
+            _ => None,
+        };
+        let mut length: Option<u64> = match self.end {
+            End::Known(p) => Some(p),
+            _ => None,
+        };
+
+        if let (Some(o), Some(h)) = (out.as_deref_mut(), &self.header) {
+            o.write_all(h).map_err(JoinError::Output)?;
+        }
+        for (k, v) in rebuild.iter_mut() {
+            let block = self.first_block_for(*k, length, v.seekable());
+            v.write_block(&block).map_err(JoinError::Output)?;
+        }
+
+        let mut done: u64 = 0;
+        loop {
+            // Fill every live volume's buffer.
+            for i in 0..n {
+                let Some(r) = self.readers[i].as_mut() else { continue };
+                if !eof[i] && have[i] < cap {
+                    let (got, err) = read_up_to(&mut **r, &mut bufs[i][have[i]..cap]);
+                    have[i] += got;
+                    if have[i] < cap {
+                        eof[i] = true;
+                    }
+                    if let Some(e) = err {
+                        eof[i] = true;
+                        errs[i] = Some(format!("read error: {e}"));
+                    }
+                }
+            }
+            // How many data records each live volume offers; find trailers.
+            for i in 0..n {
+                usable[i] = 0;
+                if self.readers[i].is_none() {
+                    continue;
+                }
+                let avail = have[i] / rec;
+                usable[i] = avail;
+                if hold > 0 {
+                    if eof[i] && errs[i].is_none() && have[i] % rec == 0 && avail >= 1 {
+                        if let Ok(t) = Trailer::parse(&bufs[i][(avail - 1) * rec..avail * rec]) {
+                            let records = done + (avail - 1) as u64;
+                            if t.set == self.set && t.child == i && t.records == records && geo.rows_for(t.len) == records {
+                                usable[i] = avail - 1;
+                                if total.is_none() {
+                                    total = Some(records);
+                                    length = Some(t.len);
+                                }
+                            }
+                        }
+                    } else if !eof[i] {
+                        usable[i] = avail.saturating_sub(hold);
+                    }
+                }
+            }
+            let rows = match total {
+                Some(t) => (t - done).min(BATCH as u64) as usize,
+                None => usable.iter().copied().max().unwrap_or(0).min(BATCH),
+            };
+            if rows == 0 {
+                break;
+            }
+            // Volumes that stop inside this batch are rebuilt from where they stop.
+            for i in 0..n {
+                if self.readers[i].is_some() && usable[i] < rows {
+                    let record = done + usable[i] as u64;
+                    let cause = errs[i].clone().unwrap_or_else(|| "volume ends early (truncated)".into());
+                    on_event(&Event::Ended { volume: i, record, offset: geo.record_offset(record), cause });
+                    sum.lost_volumes.push(i);
+                    self.readers[i] = None;
+                }
+            }
+            for j in 0..rows {
+                let record = done + j as u64;
+                let off = j * rec;
+                for i in 0..n {
+                    present[i] = j < usable[i];
+                }
+                if geo.sums {
+                    for i in 0..n {
+                        if present[i] {
+                            let t = tag(self.set, record, i, &bufs[i][off..off + c]);
+                            if t[..] != bufs[i][off + c..off + c + TAG_LEN] {
+                                present[i] = false;
+                                sum.damaged_records += 1;
+                                on_event(&Event::BadChecksum { volume: i, record, offset: geo.record_offset(record) });
+                            }
+                        }
+                    }
+                }
+                let lost: Vec<usize> = (0..n).filter(|&i| !present[i]).collect();
+                if lost.len() > m {
+                    if verify {
+                        sum.unrecoverable_rows += 1;
+                        on_event(&Event::Unrecoverable { record, lost });
+                        continue;
+                    }
+                    return Err(JoinError::TooManyLost { record, lost, parity: m });
+                }
+                if lost.is_empty() {
+                    if !codec.row_consistent(&bufs, off, &present).map_err(JoinError::Parity)? {
+                        if let Some(k) = codec.locate_and_repair(&mut bufs, off, &mut present).map_err(JoinError::Parity)? {
+                            sum.damaged_records += 1;
+                            sum.rebuilt_records += 1;
+                            on_event(&Event::Located { volume: k, record, offset: geo.record_offset(record) });
+                        } else {
+                            let offset = geo.record_offset(record);
+                            on_event(&Event::ParityMismatch { record, offset });
+                            sum.unrecoverable_rows += 1;
+                            if !verify && !self.trust {
+                                return Err(JoinError::ParityMismatch { record, offset });
+                            }
+                        }
+                    }
+                } else {
+                    codec.rebuild(&mut bufs, off, &present).map_err(JoinError::Parity)?;
+                    sum.rebuilt_records += lost.len() as u64;
+                }
+            }
+            // Output.
+            if let Some(o) = out.as_deref_mut() {
+                let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(rows * d);
+                for j in 0..rows {
+                    let record = done + j as u64;
+                    let mut left = match length {
+                        Some(p) => p.saturating_sub(record * row_bytes).min(row_bytes) as usize,
+                        None => row_bytes as usize,
+                    };
+                    for buf in bufs.iter().take(d) {
+                        let take = left.min(c);
+                        if take > 0 {
+                            parts.push(IoSlice::new(&buf[j * rec..j * rec + take]));
+                        }
+                        left -= take;
+                    }
+                }
+                write_all_vectored(o, &parts).map_err(JoinError::Output)?;
+            }
+            for (k, v) in rebuild.iter_mut() {
+                let k = *k;
+                let mut tags = vec![0u8; rows * TAG_LEN];
+                if geo.sums {
+                    for j in 0..rows {
+                        tags[j * TAG_LEN..][..TAG_LEN].copy_from_slice(&tag(self.set, done + j as u64, k, &bufs[k][j * rec..][..c]));
+                    }
+                }
+                let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(rows * 2);
+                for j in 0..rows {
+                    parts.push(IoSlice::new(&bufs[k][j * rec..][..c]));
+                    if geo.sums {
+                        parts.push(IoSlice::new(&tags[j * TAG_LEN..][..TAG_LEN]));
+                    }
+                }
+                v.write_records(&parts, if geo.sums { 2 } else { 1 }).map_err(JoinError::Output)?;
+            }
+            // Keep what follows the batch.
+            let used = rows * rec;
+            for i in 0..n {
+                if self.readers[i].is_some() {
+                    bufs[i].copy_within(used..have[i], 0);
+                    have[i] -= used;
+                } else {
+                    have[i] = 0;
+                }
+            }
+            done += rows as u64;
+            if total == Some(done) {
+                break;
+            }
+        }
+        if matches!(self.end, End::Trailer) && total.is_none() {
+            return Err(JoinError::NoEnd { rows: done });
+        }
+        sum.rows = done;
+        sum.payload = length.unwrap_or(done * row_bytes);
+        if let Some(o) = out {
+            o.flush().map_err(JoinError::Output)?;
+        }
+        let known_at_start = matches!(self.end, End::Known(_));
+        for (k, v) in rebuild.iter_mut() {
+            let r = if self.meta.is_none() || (known_at_start && !v.seekable()) {
+                v.flush()
+            } else if v.seekable() {
+                v.rewrite_first(&self.first_block_for(*k, length, true))
+            } else {
+                let t = Trailer { set: self.set, child: *k, records: done, len: length.unwrap_or(0) };
+                v.write_block(&t.render(rec)).and_then(|_| v.flush())
+            };
+            r.map_err(JoinError::Output)?;
+        }
+        Ok(sum)
+    }
+
+    fn first_block_for(&self, child: usize, length: Option<u64>, seekable: bool) -> Vec<u8> {
+        match &self.meta {
+            None => self.header.clone().unwrap_or_default(),
+            Some(m) => {
+                let len = match length {
+                    Some(p) => Length::Known(p),
+                    None if seekable => Length::Incomplete,
+                    None => Length::Trailer,
+                };
+                let meta = Meta { child, len, ..m.clone() };
+                FirstBlock::build(self.header.as_deref(), &meta)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
