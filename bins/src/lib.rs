@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod mediahdr;
+pub mod raitstripe;
 pub mod walarchive;
 
 /// A man page rendered from a tool's `command()` plus its hand-written tail.
@@ -20,6 +21,7 @@ pub struct ManPage {
 pub fn man_pages() -> Vec<ManPage> {
     vec![
         ManPage { tool: "mediahdr", section: 1, command: mediahdr::command, tail: mediahdr::MAN_TAIL },
+        ManPage { tool: "raitstripe", section: 1, command: raitstripe::command, tail: raitstripe::MAN_TAIL },
         ManPage { tool: "walarchive", section: 1, command: walarchive::command, tail: walarchive::MAN_TAIL },
     ]
 }

@@ -41,7 +41,7 @@ pub const TAG_LEN: usize = 8;
 /// Smallest block and header size accepted: room for the metadata line and the trailer.
 pub const MIN_BLOCK: usize = 512;
 /// Largest block and header size accepted (keeps buffers sane for hostile metadata).
-pub const MAX_BLOCK: usize = 64 << 20;
+pub const MAX_BLOCK: usize = 16 << 20;
 /// Most volumes in a set.
 pub const MAX_VOLUMES: usize = 255;
 

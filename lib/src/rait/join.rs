@@ -12,7 +12,7 @@
 //! * nothing is trusted for sizes: the buffers come from the validated geometry
 //!   ([`super::MAX_BLOCK`]), so hostile volumes cannot ask for huge allocations.
 //!
-//! Buffers: one per volume, `(BATCH + 2)` records, allocated once; shard `i` of batch row `j`
+//! Buffers: one per volume, `(batch + 2)` records (about 2 MiB), allocated once; shard `i` of batch row `j`
 //! is `bufs[i][j·record..][..block]`, and rebuilt shards are written into the same place.
 
 use std::fmt;
@@ -200,7 +200,7 @@ impl Set {
         for (i, s) in sources.into_iter().enumerate() {
             let mut r = match s {
                 Source::Missing => {
-                    events.push(Event::Missing { volume: i, cause: "named missing".into() });
+                    events.push(Event::Missing { volume: i, cause: "given as missing".into() });
                     lost.push(i);
                     readers.push(None);
                     firsts.push(None);
@@ -225,6 +225,11 @@ impl Set {
         }
         let Some(first) = firsts.iter().position(|f| f.is_some()) else { return Err(JoinError::NoVolume) };
         let f0 = firsts[first].clone().unwrap();
+        if let Some(m) = &f0.meta {
+            if m.geometry.volumes != n {
+                return Err(JoinError::Count { given: n, volumes: m.geometry.volumes });
+            }
+        }
         for (i, f) in firsts.iter().enumerate() {
             let Some(f) = f else { continue };
             match (&f0.meta, &f.meta) {
@@ -253,9 +258,6 @@ impl Set {
         }
         let (geo, set, end) = match &f0.meta {
             Some(m) => {
-                if m.geometry.volumes != n {
-                    return Err(JoinError::Count { given: n, volumes: m.geometry.volumes });
-                }
                 if let Some(b) = opts.block {
                     if b != m.geometry.block {
                         return Err(JoinError::BlockSize { given: b, stored: m.geometry.block });
@@ -320,7 +322,9 @@ impl Set {
         }
         let mut codec = Codec::new(d, m, c).map_err(JoinError::Parity)?;
         let hold = if matches!(self.end, End::Trailer) { 2 } else { 0 };
-        let cap = (BATCH + hold) * rec;
+        // about 2 MiB per volume per batch, whatever the block size (bounded by MAX_BLOCK)
+        let batch = ((2 << 20) / rec).clamp(1, BATCH);
+        let cap = (batch + hold) * rec;
         let mut bufs: Vec<Vec<u8>> = (0..n).map(|_| vec![0u8; cap]).collect();
         let mut have = vec![0usize; n];
         let mut eof = vec![false; n];
@@ -387,8 +391,8 @@ impl Set {
                 }
             }
             let rows = match total {
-                Some(t) => (t - done).min(BATCH as u64) as usize,
-                None => usable.iter().copied().max().unwrap_or(0).min(BATCH),
+                Some(t) => (t - done).min(batch as u64) as usize,
+                None => usable.iter().copied().max().unwrap_or(0).min(batch),
             };
             if rows == 0 {
                 break;
