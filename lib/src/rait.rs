@@ -127,12 +127,10 @@ impl Geometry {
     }
 }
 
-/// Does this block start like an Amanda header? (`AMANDA: ` or `NETDUMP: `, spec §1.6.)
-///
-/// Kept behind this one function so that it can defer to `crate::amanda` once that module
-/// exists; the rule is the same first-token test Amanda's parser applies.
+/// Does this block start like an Amanda header? (`AMANDA: ` or `NETDUMP: `, spec §1.6;
+/// the rule lives in [`crate::amanda::looks_like_header`].)
 pub fn looks_like_header(first_bytes: &[u8]) -> bool {
-    first_bytes.starts_with(b"AMANDA: ") || first_bytes.starts_with(b"NETDUMP: ")
+    crate::amanda::looks_like_header(first_bytes)
 }
 
 /// The tag of record `row` on volume `child` of set `set` with contents `data`.
