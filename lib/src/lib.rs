@@ -10,11 +10,13 @@
 //! * [`freeze`] — FIFREEZE/FITHAW, path → mount point, a watchdog-guarded freeze.
 //! * [`wal`] — PostgreSQL WAL names, page headers, history files, LZ4 frames (walarchive).
 //! * [`durable`] — temp file + fsync + rename + directory fsync.
+//! * [`binlog`] — MySQL/MariaDB binary logs: reader, transaction groups, cut windows.
 //! * [`amanda`] — Amanda's 32 KiB media file header, as pure functions over bytes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 
 pub mod amanda;
+pub mod binlog;
 pub mod blockio;
 pub mod freeze;
 pub mod durable;

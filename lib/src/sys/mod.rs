@@ -6,6 +6,7 @@
 
 pub mod fdkind;
 pub mod freeze;
+pub mod localtime;
 pub mod mtio;
 pub mod signals;
 pub mod time;
