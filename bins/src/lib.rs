@@ -3,6 +3,7 @@
 //! All six live in one package so that pipeline tests can run any of them.
 #![forbid(unsafe_code)]
 
+pub mod binlogcut;
 pub mod common;
 pub mod mediahdr;
 pub mod raitstripe;
@@ -23,5 +24,6 @@ pub fn man_pages() -> Vec<ManPage> {
         ManPage { tool: "mediahdr", section: 1, command: mediahdr::command, tail: mediahdr::MAN_TAIL },
         ManPage { tool: "raitstripe", section: 1, command: raitstripe::command, tail: raitstripe::MAN_TAIL },
         ManPage { tool: "walarchive", section: 1, command: walarchive::command, tail: walarchive::MAN_TAIL },
+        ManPage { tool: "binlogcut", section: 1, command: binlogcut::command, tail: binlogcut::MAN_TAIL },
     ]
 }

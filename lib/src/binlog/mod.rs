@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod group;
+pub mod mapped;
 pub mod gtid;
 pub mod reader;
 pub mod select;

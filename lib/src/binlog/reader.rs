@@ -306,6 +306,12 @@ impl<'a> Binlog<'a> {
         4 + self.fde_raw.len() as u64
     }
 
+    /// The events from `pos` (which must be an event start) under `format` (the FDE in
+    /// force there), CRCs checked when `check_crc`.
+    pub fn events_at(&self, pos: u64, format: Format, check_crc: bool) -> Events<'a> {
+        Events { data: self.data, pos, format, check_crc, state: State::Running }
+    }
+
     /// Every event from offset 4 (the FDE included), CRCs checked when `check_crc`.
     pub fn events(&self, check_crc: bool) -> Events<'a> {
         Events {

@@ -69,6 +69,23 @@ impl Selector {
         &self.w
     }
 
+    /// Which stop GTIDs have been reached (same order as the window's list).
+    pub fn stop_gtids_done(&self) -> &[bool] {
+        &self.stop_done
+    }
+
+    /// True when a control event `g` of file `file` lies inside the window read so far
+    /// (past the start conditions, before a stop): where an Incident must not be ignored.
+    pub fn in_window(&self, g: &Group<'_>, file: usize) -> bool {
+        if self.stopped.is_some() {
+            return false;
+        }
+        if file == 0 && self.w.start_pos.is_some_and(|n| g.start < n) {
+            return false;
+        }
+        self.w.start_time.is_none() || self.started_time
+    }
+
     /// Decide about `g`, a group of file number `file` (of `files`).
     /// Control events are never kept by this function (the writer emits FDEs itself).
     pub fn decide(&mut self, g: &Group<'_>, file: usize, files: usize) -> Decision {

@@ -1,0 +1,330 @@
+//! The cut: the selected transactions of the inputs, in order, as one binlog (magic, an FDE
+//! with the in-use flag cleared, the groups' bytes unchanged; another FDE wherever the
+//! framing of the inputs changes).
+//!
+//! Three passes over the inputs, so that nothing is written unless the whole cut is good:
+//! 1. plan: hop from header to header (no CRC) grouping events, let the [`Selector`] keep or
+//!    drop whole groups, stop reading at the stop point;
+//! 2. check: every CRC32 of every kept event (and of each FDE that will be written);
+//! 3. write: the kept byte ranges, merged when contiguous.
+//!
+//! Spec: `shared/specs/mysql-binlog.md` §10 (what makes a cut valid: magic + FDE first,
+//! original positions kept, in-use flag cleared without touching the CRC, whole groups).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+
+use lampvault::binlog::reader::{parse_fde, Format};
+use lampvault::binlog::{self, types, Binlog, Decision, ErrorKind, Group, Groups, Kind, Position, Selector, StopCause, Window};
+
+use super::input::{self, warn, Input, EXIT_DAMAGED, EXIT_UNFINISHED};
+use crate::common::{is_stdio, Failure, IoContext};
+
+/// What the cut was asked to do.
+pub struct CutArgs {
+    pub files: Vec<String>,
+    pub window: Window,
+    pub output: Option<String>,
+    pub force: bool,
+    pub strict: bool,
+    pub verbose: bool,
+}
+
+/// Bytes `start..end` of input `file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    file: usize,
+    start: u64,
+    end: u64,
+}
+
+/// A run of kept events and the FDE in force for them.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    bytes: Range,
+    fde: Range,
+}
+
+struct Plan {
+    chunks: Vec<Chunk>,
+    groups: u64,
+    first_gtid: Option<String>,
+    last_gtid: Option<String>,
+}
+
+fn slice<'a>(binlogs: &[Binlog<'a>], r: Range) -> &'a [u8] {
+    &binlogs[r.file].data[r.start as usize..r.end as usize]
+}
+
+pub fn run(a: CutArgs) -> Result<u8, Failure> {
+    input::check_stdin_once(&a.files)?;
+    let inputs: Vec<Input> = a.files.iter().map(|f| input::load(f)).collect::<Result<_, _>>()?;
+    let mut binlogs = Vec::with_capacity(inputs.len());
+    for i in &inputs {
+        binlogs.push(Binlog::open(&i.bytes).map_err(|e| input::failure(&i.name, &e))?);
+    }
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    check_positions(&a.window, &binlogs, &names)?;
+    let out_path = a.output.as_deref().filter(|o| !is_stdio(o));
+    if let Some(o) = out_path {
+        refuse_overwriting_input(o, &a.files)?;
+    }
+    let plan = plan(&a, &binlogs, &names)?;
+    check_crcs(&a, &plan, &binlogs, &names)?;
+    match out_path {
+        None => {
+            let stdout = std::io::stdout();
+            write(&plan, &binlogs, stdout.lock()).and_then(|mut o| o.flush()).ctx("write to stdout")?;
+        }
+        Some(o) => {
+            let f = File::create(o).ctx(o)?;
+            if let Err(e) = write(&plan, &binlogs, f).and_then(|f| f.sync_all()) {
+                let _ = std::fs::remove_file(o);
+                return Err(Failure::io(o, &e));
+            }
+        }
+    }
+    if a.verbose {
+        let bytes: u64 = plan.chunks.iter().map(|c| c.bytes.end - c.bytes.start).sum();
+        warn(format_args!(
+            "kept {} transactions ({} bytes of events) from {} files; GTIDs {} .. {}",
+            plan.groups,
+            bytes,
+            binlogs.len(),
+            plan.first_gtid.as_deref().unwrap_or("-"),
+            plan.last_gtid.as_deref().unwrap_or("-")
+        ));
+    }
+    Ok(0)
+}
+
+fn refuse_overwriting_input(out: &str, files: &[String]) -> Result<(), Failure> {
+    let Ok(om) = std::fs::metadata(out) else { return Ok(()) };
+    for f in files.iter().filter(|f| !is_stdio(f)) {
+        if let Ok(m) = std::fs::metadata(f) {
+            if m.dev() == om.dev() && m.ino() == om.ino() {
+                return Err(Failure::usage(format!("{out}: output file is the input {f}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Byte positions must be event starts (the error names the nearest ones).
+fn check_positions(w: &Window, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<(), Failure> {
+    let checks = [("--start-position", w.start_pos, 0), ("--stop-position", w.stop_pos, binlogs.len() - 1)];
+    for (opt, pos, file) in checks {
+        let Some(n) = pos else { continue };
+        let b = &binlogs[file];
+        let name = names[file];
+        match binlog::locate(b, n) {
+            Ok(Position::EventStart | Position::End | Position::Magic) => {}
+            Ok(Position::Inside { prev, next }) => {
+                return Err(Failure::failed(format!(
+                    "{name}: {opt} {n} is inside an event: the nearest events start at {prev} and {next}"
+                )))
+            }
+            Ok(Position::Beyond { len }) if opt == "--start-position" => {
+                return Err(Failure::failed(format!("{name}: {opt} {n} is past the end of the file ({len} bytes)")))
+            }
+            Ok(Position::Beyond { len }) => {
+                warn(format_args!("{name}: warning: {opt} {n} is past the end of the file ({len} bytes)"))
+            }
+            // a framing error before the position: reported when the cut reaches it
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Failure> {
+    let files = binlogs.len();
+    let mut sel = Selector::new(a.window.clone());
+    let mut p = Plan { chunks: Vec::new(), groups: 0, first_gtid: None, last_gtid: None };
+    'files: for (i, b) in binlogs.iter().enumerate() {
+        let name = names[i];
+        let mut fde = Range { file: i, start: 4, end: b.after_fde() };
+        let mut groups = Groups::new(b.events(false));
+        while let Some(r) = groups.next() {
+            let g = match r {
+                Ok(g) => g,
+                Err(e) => {
+                    framing_error(a, b, name, &e)?;
+                    continue 'files;
+                }
+            };
+            let d = sel.decide(&g, i, files);
+            match d {
+                Decision::Stop => {
+                    if sel.stopped == Some(StopCause::Datetime) {
+                        late_waiters(&a.window, groups, name);
+                    }
+                    break 'files;
+                }
+                Decision::Skip => {
+                    if g.kind == Kind::Control && g.first_type() == types::FORMAT_DESCRIPTION {
+                        fde = Range { file: i, start: g.start, end: g.end };
+                    }
+                    if g.kind == Kind::Control && g.first_type() == types::INCIDENT && sel.in_window(&g, i) {
+                        if !a.force {
+                            return Err(Failure::new(
+                                EXIT_DAMAGED,
+                                format!("{name}: offset {}: incident event: the server lost changes here (use --force to cut past it)", g.start),
+                            ));
+                        }
+                        warn(format_args!("{name}: offset {}: warning: incident event skipped (--force)", g.start));
+                    }
+                }
+                Decision::Keep | Decision::KeepThenStop => keep(a, &mut p, &g, i, fde, name)?,
+            }
+            if d == Decision::KeepThenStop {
+                break 'files;
+            }
+        }
+    }
+    for (g, done) in a.window.stop_gtids.iter().zip(sel.stop_gtids_done()) {
+        if !done {
+            warn(format_args!("warning: stop GTID {}-{}-{} not reached before the end of the input", g.domain, g.server, g.seq));
+        }
+    }
+    Ok(p)
+}
+
+fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, file: usize, fde: Range, name: &str) -> Result<(), Failure> {
+    if !g.complete {
+        warn(format_args!(
+            "{name}: offset {}: warning: incomplete transaction (the file ends inside it) left out",
+            g.start
+        ));
+        return Ok(());
+    }
+    if g.kind == Kind::Unknown {
+        if !a.force {
+            return Err(Failure::new(
+                EXIT_DAMAGED,
+                format!("{name}: offset {}: unknown event type {} (use --force to copy it)", g.start, g.first_type()),
+            ));
+        }
+        warn(format_args!("{name}: offset {}: warning: unknown event type {} copied (--force)", g.start, g.first_type()));
+    }
+    p.groups += 1;
+    let gt = g.gtid.to_string();
+    if p.first_gtid.is_none() {
+        p.first_gtid = Some(gt.clone());
+    }
+    p.last_gtid = Some(gt);
+    let r = Range { file, start: g.start, end: g.end };
+    if let Some(last) = p.chunks.last_mut() {
+        if last.bytes.file == file && last.bytes.end == g.start && last.fde == fde {
+            last.bytes.end = g.end;
+            return Ok(());
+        }
+    }
+    p.chunks.push(Chunk { bytes: r, fde });
+    Ok(())
+}
+
+/// A file that cannot be walked further: the end of a live file, or damage.
+fn framing_error(a: &CutArgs, b: &Binlog<'_>, name: &str, e: &binlog::Error) -> Result<(), Failure> {
+    if e.kind == ErrorKind::MariadbEncrypted {
+        return Err(input::failure(name, e));
+    }
+    if b.in_use && e.is_truncation() {
+        if a.strict {
+            return Err(Failure::new(EXIT_UNFINISHED, format!("{name}: {e} (file in use: live, or the server crashed)")));
+        }
+        warn(format_args!("{name}: warning: {e}: file in use (live, or the server crashed), treated as its end"));
+        return Ok(());
+    }
+    if a.force {
+        warn(format_args!("{name}: warning: {e}: rest of the file skipped (--force)"));
+        return Ok(());
+    }
+    Err(Failure::new(EXIT_DAMAGED, format!("{name}: {e} (use --force to cut up to it)")))
+}
+
+/// After a datetime stop: say when later groups carry older timestamps (statements that
+/// waited for a lock, spec §7); like mysqlbinlog we leave them out.
+fn late_waiters(w: &Window, groups: Groups<'_>, name: &str) {
+    let Some(stop) = w.stop_time else { return };
+    let mut n = 0u64;
+    let mut first = None;
+    for g in groups.take(10_000).map_while(Result::ok) {
+        if g.kind == Kind::Transaction && i64::from(g.max_ts) < stop {
+            n += 1;
+            first.get_or_insert(g.start);
+        }
+    }
+    if let Some(at) = first {
+        warn(format_args!(
+            "{name}: warning: {n} later transaction(s) from offset {at} on have timestamps before --stop-datetime (lock waiters written after the stop point); left out, as mysqlbinlog does"
+        ));
+    }
+}
+
+fn check_crcs(a: &CutArgs, p: &Plan, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<(), Failure> {
+    let mut last_fde = None;
+    for c in &p.chunks {
+        let name = names[c.bytes.file];
+        let b = &binlogs[c.bytes.file];
+        let fde_raw = slice(binlogs, c.fde);
+        let format = match parse_fde(fde_raw, c.fde.start, last_fde != Some(c.fde)) {
+            Ok(f) => f,
+            Err(e) => {
+                crc_problem(a, name, &e)?;
+                parse_fde(fde_raw, c.fde.start, false).map_err(|e| input::failure(name, &e))?
+            }
+        };
+        last_fde = Some(c.fde);
+        for ev in b.events_at(c.bytes.start, format, false) {
+            let ev = ev.map_err(|e| input::failure(name, &e))?;
+            if ev.offset >= c.bytes.end {
+                break;
+            }
+            if let Err(e) = ev.verify_crc() {
+                crc_problem(a, name, &e)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn crc_problem(a: &CutArgs, name: &str, e: &binlog::Error) -> Result<(), Failure> {
+    if a.force {
+        warn(format_args!("{name}: warning: {e}: copied anyway (--force)"));
+        return Ok(());
+    }
+    Err(Failure::new(EXIT_DAMAGED, format!("{name}: {e} (use --force to copy it anyway)")))
+}
+
+fn write_fde(w: &mut impl Write, raw: &[u8]) -> std::io::Result<()> {
+    // Clear LOG_EVENT_BINLOG_IN_USE_F: the FDE's CRC is defined with it clear (spec §4).
+    let mut v = raw.to_vec();
+    v[17] &= !(binlog::reader::FLAG_IN_USE as u8);
+    w.write_all(&v)
+}
+
+fn write<W: Write>(p: &Plan, binlogs: &[Binlog<'_>], out: W) -> std::io::Result<W> {
+    let mut w = BufWriter::with_capacity(1 << 20, out);
+    w.write_all(&binlog::MAGIC)?;
+    let mut last: Option<(Range, Format)> = None;
+    for c in &p.chunks {
+        let raw = slice(binlogs, c.fde);
+        let same = match &last {
+            Some((r, _)) if *r == c.fde => true,
+            Some((_, f)) => parse_fde(raw, c.fde.start, false).map(|n| n.same_framing(f)).unwrap_or(false),
+            None => false,
+        };
+        if !same {
+            write_fde(&mut w, raw)?;
+            let f = parse_fde(raw, c.fde.start, false).map_err(|e| std::io::Error::other(e.to_string()))?;
+            last = Some((c.fde, f));
+        }
+        w.write_all(slice(binlogs, c.bytes))?;
+    }
+    if last.is_none() {
+        write_fde(&mut w, binlogs[0].fde_raw)?;
+    }
+    w.into_inner().map_err(|e| e.into_error())
+}
