@@ -11,6 +11,8 @@
 //! * [`wal`] — PostgreSQL WAL names, page headers, history files, LZ4 frames (walarchive).
 //! * [`durable`] — temp file + fsync + rename + directory fsync.
 //! * [`binlog`] — MySQL/MariaDB binary logs: reader, transaction groups, cut windows.
+//! * [`dm`] — device-mapper control ioctls and snapshot status (lvsnap).
+//! * [`btrfs`], [`reflink`] — btrfs snapshots and FICLONE tree copies (lvsnap).
 //! * [`amanda`] — Amanda's 32 KiB media file header, as pure functions over bytes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -22,6 +24,9 @@ pub mod freeze;
 pub mod durable;
 pub mod parity;
 pub mod rait;
+pub mod btrfs;
+pub mod dm;
+pub mod reflink;
 pub mod sys;
 pub mod tape;
 pub mod wal;

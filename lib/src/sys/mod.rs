@@ -4,6 +4,8 @@
 //! with nix's ioctl macros (never as hand-typed hex) and each has a unit test against the
 //! value the kernel header gives.
 
+pub mod btrfs;
+pub mod dm;
 pub mod fdkind;
 pub mod freeze;
 pub mod localtime;
