@@ -5,6 +5,7 @@
 
 pub mod binlogcut;
 pub mod common;
+pub mod lvsnap;
 pub mod mediahdr;
 pub mod raitstripe;
 pub mod walarchive;
@@ -25,5 +26,6 @@ pub fn man_pages() -> Vec<ManPage> {
         ManPage { tool: "raitstripe", section: 1, command: raitstripe::command, tail: raitstripe::MAN_TAIL },
         ManPage { tool: "walarchive", section: 1, command: walarchive::command, tail: walarchive::MAN_TAIL },
         ManPage { tool: "binlogcut", section: 1, command: binlogcut::command, tail: binlogcut::MAN_TAIL },
+        ManPage { tool: "lvsnap", section: 8, command: lvsnap::command, tail: lvsnap::MAN_TAIL },
     ]
 }

@@ -13,3 +13,4 @@ pub mod mtio;
 pub mod signals;
 pub mod time;
 pub mod watchdog;
+pub mod termsig;

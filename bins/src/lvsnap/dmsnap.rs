@@ -1,0 +1,162 @@
+//! The raw device-mapper backend: a `snapshot` of a dm ORIGIN (one that is not an LVM
+//! LV) with exceptions on a COW block device the user names, through our own ioctls.
+//!
+//! Sequence (LVM's, measured in specs/snapshots.md §4): zero the COW's first chunk (a stale
+//! exception-store header would be loaded); create `NAME-real` with the origin's table;
+//! create `NAME` with `snapshot <real> <cow> P 8` (inactive); load `snapshot-origin <real>`
+//! into the origin's inactive slot; suspend the origin (lockfs = the freeze, or
+//! SKIP_LOCKFS when lvsnap froze the filesystem itself); resume `NAME`; resume the origin.
+//! A watchdog process started before the suspend resumes the origin if lvsnap dies while
+//! it is suspended (a suspended device queues *all* I/O: worse than a freeze).
+//! Removal is the reverse and also cleans up any partial state.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lampvault::dm::{self, Control, SnapshotStatus, Suspend, Target};
+
+use super::backend::{dm_name_uuid, Status};
+use super::state::Record;
+use crate::common::Failure;
+
+const CHUNK_SECTORS: u32 = 8;
+
+fn f(e: dm::DmError) -> Failure {
+    Failure::failed(e.to_string())
+}
+
+fn real_name(name: &str) -> String {
+    format!("{name}-real")
+}
+
+fn origin_name(origin: &str) -> Result<String, Failure> {
+    match dm_name_uuid(Path::new(origin)) {
+        Some((_, uuid)) if uuid.starts_with("LVM-") => {
+            Err(Failure::failed(format!("{origin}: is an LVM logical volume: use --backend lvm so LVM's metadata stays right")))
+        }
+        Some((name, _)) => Ok(name),
+        None => Err(Failure::failed(format!("{origin}: not a device-mapper device"))),
+    }
+}
+
+fn zero_first_chunk(cow: &Path) -> Result<u64, Failure> {
+    use std::io::{Seek, SeekFrom};
+    let mut fh = std::fs::OpenOptions::new().write(true).open(cow).map_err(|e| Failure::io(cow.display(), &e))?;
+    let size = fh.seek(SeekFrom::End(0)).map_err(|e| Failure::io(cow.display(), &e))?;
+    if size < 1 << 20 {
+        return Err(Failure::failed(format!("{}: COW device too small ({size} bytes, at least 1M)", cow.display())));
+    }
+    fh.seek(SeekFrom::Start(0)).map_err(|e| Failure::io(cow.display(), &e))?;
+    fh.write_all(&[0u8; 4096]).and_then(|_| fh.sync_all()).map_err(|e| Failure::io(cow.display(), &e))?;
+    Ok(size)
+}
+
+/// Create the snapshot. `rec.extra` is the COW device; `skip_lockfs` when the caller froze.
+pub fn make_with(origin: &Path, rec: &Record, skip_lockfs: bool) -> Result<(Option<String>, Duration), Failure> {
+    let origin_s = origin.to_string_lossy().into_owned();
+    let oname = origin_name(&origin_s)?;
+    let cow = rec.extra.clone().ok_or_else(|| Failure::usage("dm: --cow DEVICE is required"))?;
+    let cow_dev = super::backend::block_devno(Path::new(&cow)).ok_or_else(|| Failure::failed(format!("{cow}: not a block device")))?;
+    if super::backend::block_devno(origin) == Some(cow_dev) {
+        return Err(Failure::usage(format!("{cow}: the COW device cannot be the origin")));
+    }
+    let ctl = Control::open().map_err(f)?;
+    let v = ctl.version().map_err(f)?;
+    if v[0] != 4 {
+        return Err(Failure::failed(format!("device-mapper interface {}.{}.{} is not supported", v[0], v[1], v[2])));
+    }
+    if ctl.info(&rec.name).map_err(f)?.is_some() || ctl.info(&real_name(&rec.name)).map_err(f)?.is_some() {
+        return Err(Failure::failed(format!("{}: a device-mapper device with this name exists", rec.name)));
+    }
+    let (oinfo, otable) = ctl.table(&oname).map_err(f)?;
+    if otable.iter().any(|t| t.kind == "snapshot-origin" || t.kind == "snapshot-merge") {
+        return Err(Failure::failed(format!("{origin_s}: already has a snapshot")));
+    }
+    if oinfo.suspended() {
+        return Err(Failure::failed(format!("{origin_s}: is suspended")));
+    }
+    let sectors: u64 = otable.iter().map(|t| t.length).sum();
+    zero_first_chunk(Path::new(&cow))?;
+    let r = build(&ctl, &oname, &otable, sectors, rec, cow_dev, skip_lockfs);
+    match r {
+        Ok(d) => Ok((Some(cow), d)),
+        Err(e) => {
+            let _ = remove(rec);
+            Err(e)
+        }
+    }
+}
+
+fn build(ctl: &Control, oname: &str, otable: &[Target], sectors: u64, rec: &Record, cow: (u32, u32), skip_lockfs: bool) -> Result<Duration, Failure> {
+    let real = real_name(&rec.name);
+    ctl.create(&real, "").map_err(f)?;
+    ctl.load(&real, otable, false).map_err(f)?;
+    let rinfo = ctl.resume(&real).map_err(f)?;
+    ctl.create(&rec.name, "").map_err(f)?;
+    ctl.load(&rec.name, &dm::snapshot_table(sectors, &rinfo.devno(), &format!("{}:{}", cow.0, cow.1), CHUNK_SECTORS), false).map_err(f)?;
+    ctl.load(oname, &dm::origin_table(sectors, &rinfo.devno()), false).map_err(f)?;
+    let mut dog = super::watchdog::Watchdog::start(&[oname.to_string()], &[])?;
+    let t0 = Instant::now();
+    ctl.suspend(oname, Suspend { skip_lockfs, noflush: false }).map_err(f)?;
+    super::pause("suspended");
+    let snap = ctl.resume(&rec.name);
+    let orig = ctl.resume(oname);
+    let window = t0.elapsed();
+    dog.disarm();
+    let sinfo = snap.map_err(f)?;
+    orig.map_err(f)?;
+    dm::ensure_node(&sinfo).map_err(f)?;
+    Ok(window)
+}
+
+/// Undo everything `make_with` may have done, in reverse; tolerant of partial state.
+pub fn remove(rec: &Record) -> Result<(), Failure> {
+    let ctl = Control::open().map_err(f)?;
+    let real = real_name(&rec.name);
+    let oname = dm_name_uuid(Path::new(&rec.origin)).map(|(n, _)| n);
+    if let Some(oname) = &oname {
+        if let Some(info) = ctl.info(oname).map_err(f)? {
+            if info.inactive_table() {
+                ctl.clear(oname).map_err(f)?;
+            }
+            if info.suspended() {
+                ctl.resume(oname).map_err(f)?;
+            }
+            if ctl.info(&real).map_err(f)?.is_some() {
+                let (_, ot) = ctl.table(oname).map_err(f)?;
+                if ot.iter().any(|t| t.kind == "snapshot-origin") {
+                    let (_, rt) = ctl.table(&real).map_err(f)?;
+                    ctl.load(oname, &rt, false).map_err(f)?;
+                    let s = ctl.suspend(oname, Suspend::default());
+                    let r = ctl.resume(oname);
+                    s.map_err(f)?;
+                    r.map_err(f)?;
+                }
+            }
+        }
+    }
+    if ctl.info(&rec.name).map_err(f)?.is_some() {
+        ctl.remove(&rec.name).map_err(f)?;
+    }
+    dm::remove_node(&rec.name);
+    if ctl.info(&real).map_err(f)?.is_some() {
+        ctl.remove(&real).map_err(f)?;
+    }
+    Ok(())
+}
+
+pub fn status(rec: &Record) -> Result<Status, Failure> {
+    let ctl = Control::open().map_err(f)?;
+    if ctl.info(&rec.name).map_err(f)?.is_none() {
+        return Ok(Status { state: "missing".into(), percent: None, size: None });
+    }
+    let (_, t) = ctl.status(&rec.name).map_err(f)?;
+    let line = t.first().map(|t| t.params.clone()).unwrap_or_default();
+    let st = SnapshotStatus::parse(&line).map_err(|e| Failure::failed(format!("{}: {e}", rec.name)))?;
+    let size = match st {
+        SnapshotStatus::Active { total, .. } => Some(total * 512),
+        _ => None,
+    };
+    Ok(Status { state: st.state().into(), percent: Some(st.percent()), size })
+}
