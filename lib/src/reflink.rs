@@ -42,7 +42,12 @@ pub struct ReflinkError {
 
 impl fmt::Display for ReflinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.path.display(), self.what, self.errno.desc())
+        // nix's text for EOPNOTSUPP is "... on transport endpoint"; say what it means here.
+        let cause = match self.errno {
+            Errno::EOPNOTSUPP => "Operation not supported (no reflink on this filesystem: use XFS with reflink=1 or btrfs)",
+            e => e.desc(),
+        };
+        write!(f, "{}: {}: {}", self.path.display(), self.what, cause)
     }
 }
 
