@@ -97,9 +97,15 @@ pub fn command() -> Command {
                 .about("Merge snapshot NAME back into its origin (lvm: lvconvert --merge)")
                 .arg(Arg::new("name").value_name("NAME").required(true)),
         )
+}
+
+/// The internal watchdog process (`lvsnap __watchdog`), kept out of `command()` and the man
+/// pages: only lvsnap starts it.
+fn watchdog_command() -> Command {
+    Command::new("lvsnap")
+        .subcommand_required(true)
         .subcommand(
             Command::new("__watchdog")
-                .hide(true)
                 .arg(Arg::new("resume").long("resume").action(ArgAction::Append))
                 .arg(Arg::new("thaw").long("thaw").action(ArgAction::Append)),
         )
@@ -167,7 +173,11 @@ lvsnap list; lvsnap remove db\-nightly
 "#;
 
 pub fn main() -> ExitCode {
-    Tool { name: "lvsnap", sigpipe: Sigpipe::Ignore, internal_error_code: 1 }.main(command(), run)
+    let tool = Tool { name: "lvsnap", sigpipe: Sigpipe::Ignore, internal_error_code: 1 };
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("__watchdog")) {
+        return tool.main(watchdog_command(), run);
+    }
+    tool.main(command(), run)
 }
 
 fn run(m: &ArgMatches) -> Result<u8, Failure> {
