@@ -123,18 +123,35 @@ impl Codec {
         Ok(())
     }
 
-    /// Parity of the data shards `bufs[0..data]` at `off`, into `self.scratch`.
-    fn parity_of(&mut self, bufs: &[Vec<u8>], off: usize) -> Result<(), ParityError> {
-        let (d, s) = (self.data, self.shard);
+    /// True when rows of this codec may be handled several at a time: `span` bytes at `off`
+    /// of every buffer hold `span / shard` consecutive rows' shards. Always true for XOR;
+    /// Reed-Solomon works on independent 64-byte chunks, so it needs a shard size that is a
+    /// multiple of 64 (tested in `span_tests`).
+    pub fn can_span(&self) -> bool {
+        self.rs.is_none() || self.shard % 64 == 0
+    }
+
+    fn check_span(&self, len: usize) {
+        assert!(len > 0 && len % self.shard == 0 && (len == self.shard || self.can_span()), "parity span {len}");
+        debug_assert!(len % 2 == 0);
+    }
+
+    /// Parity of the data shards `bufs[0..data]` at `off..off + len`, into `self.scratch`
+    /// (grown once to the largest span used, then reused).
+    fn parity_of(&mut self, bufs: &[Vec<u8>], off: usize, len: usize) -> Result<(), ParityError> {
+        let (d, m) = (self.data, self.parity);
+        if self.scratch.len() < m * len {
+            self.scratch.resize(m * len, 0);
+        }
         match &mut self.rs {
-            None => xor_all(&mut self.scratch, bufs[..d].iter().map(|b| &b[off..off + s])),
+            None => xor_all(&mut self.scratch[..len], bufs[..d].iter().map(|b| &b[off..off + len])),
             Some((enc, _)) => {
-                enc.reset(d, self.parity, s).map_err(rs_err)?;
+                enc.reset(d, m, len).map_err(rs_err)?;
                 for b in &bufs[..d] {
-                    enc.add_original_shard(&b[off..off + s]).map_err(rs_err)?;
+                    enc.add_original_shard(&b[off..off + len]).map_err(rs_err)?;
                 }
                 let res = enc.encode().map_err(rs_err)?;
-                for (o, r) in self.scratch.chunks_exact_mut(s).zip(res.recovery_iter()) {
+                for (o, r) in self.scratch[..m * len].chunks_exact_mut(len).zip(res.recovery_iter()) {
                     o.copy_from_slice(r);
                 }
             }
@@ -143,25 +160,32 @@ impl Codec {
     }
 
     /// Every data shard must be present. True when each present parity shard equals the
-    /// parity of the data (true as well when no parity shard is present: nothing to check).
-    pub fn row_consistent(&mut self, bufs: &[Vec<u8>], off: usize, present: &[bool]) -> Result<bool, ParityError> {
-        let (d, s) = (self.data, self.shard);
+    /// parity of the data over `off..off + len` (true as well when no parity shard is
+    /// present: nothing to check). `len` is one shard, or several rows when [`can_span`].
+    ///
+    /// [`can_span`]: Codec::can_span
+    pub fn row_consistent(&mut self, bufs: &[Vec<u8>], off: usize, len: usize, present: &[bool]) -> Result<bool, ParityError> {
+        self.check_span(len);
+        let d = self.data;
         debug_assert!(present[..d].iter().all(|&p| p));
         if !present[d..d + self.parity].iter().any(|&p| p) {
             return Ok(true);
         }
-        self.parity_of(bufs, off)?;
+        self.parity_of(bufs, off, len)?;
         for p in 0..self.parity {
-            if present[d + p] && bufs[d + p][off..off + s] != self.scratch[p * s..(p + 1) * s] {
+            if present[d + p] && bufs[d + p][off..off + len] != self.scratch[p * len..(p + 1) * len] {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    /// Fill every shard `i` with `present[i] == false` (data and parity) from the others.
-    pub fn rebuild(&mut self, bufs: &mut [Vec<u8>], off: usize, present: &[bool]) -> Result<(), ParityError> {
-        let (d, m, s) = (self.data, self.parity, self.shard);
+    /// Fill every shard `i` with `present[i] == false` (data and parity) over `off..off + len`
+    /// from the others. One call for many rows costs about what one row does with
+    /// Reed-Solomon, whose decoder has a large fixed cost per call.
+    pub fn rebuild(&mut self, bufs: &mut [Vec<u8>], off: usize, len: usize, present: &[bool]) -> Result<(), ParityError> {
+        self.check_span(len);
+        let (d, m) = (self.data, self.parity);
         let n = d + m;
         let lost = present[..n].iter().filter(|&&p| !p).count();
         if lost == 0 {
@@ -170,23 +194,26 @@ impl Codec {
         if lost > m {
             return Err(ParityError::TooManyLost { lost, parity: m });
         }
+        if self.scratch.len() < m * len {
+            self.scratch.resize(m * len, 0);
+        }
         let data_lost = present[..d].iter().any(|&p| !p);
         if data_lost {
             match &mut self.rs {
                 None => {
                     // One parity shard: the lost data shard is the XOR of all the others.
                     let e = present.iter().position(|&p| !p).unwrap();
-                    let scratch = &mut self.scratch[..s];
-                    xor_all(scratch, (0..n).filter(|&i| i != e).map(|i| &bufs[i][off..off + s]));
-                    bufs[e][off..off + s].copy_from_slice(scratch);
+                    let scratch = &mut self.scratch[..len];
+                    xor_all(scratch, (0..n).filter(|&i| i != e).map(|i| &bufs[i][off..off + len]));
+                    bufs[e][off..off + len].copy_from_slice(scratch);
                 }
                 Some((_, dec)) => {
-                    dec.reset(d, m, s).map_err(rs_err)?;
+                    dec.reset(d, m, len).map_err(rs_err)?;
                     for i in 0..n {
                         if !present[i] {
                             continue;
                         }
-                        let shard = &bufs[i][off..off + s];
+                        let shard = &bufs[i][off..off + len];
                         if i < d {
                             dec.add_original_shard(i, shard).map_err(rs_err)?;
                         } else {
@@ -195,16 +222,16 @@ impl Codec {
                     }
                     let res = dec.decode().map_err(rs_err)?;
                     for (i, restored) in res.restored_original_iter() {
-                        bufs[i][off..off + s].copy_from_slice(restored);
+                        bufs[i][off..off + len].copy_from_slice(restored);
                     }
                 }
             }
         }
         if present[d..n].iter().any(|&p| !p) {
-            self.parity_of(bufs, off)?;
+            self.parity_of(bufs, off, len)?;
             for p in 0..m {
                 if !present[d + p] {
-                    bufs[d + p][off..off + s].copy_from_slice(&self.scratch[p * s..(p + 1) * s]);
+                    bufs[d + p][off..off + len].copy_from_slice(&self.scratch[p * len..(p + 1) * len]);
                 }
             }
         }
@@ -224,10 +251,10 @@ impl Codec {
         for k in 0..d + m {
             self.saved.copy_from_slice(&bufs[k][off..off + s]);
             present[k] = false;
-            let rebuilt = self.rebuild(bufs, off, present);
+            let rebuilt = self.rebuild(bufs, off, s, present);
             present[k] = true;
             rebuilt?;
-            if self.row_consistent(bufs, off, present)? {
+            if self.row_consistent(bufs, off, s, present)? {
                 found = Some(k);
                 break;
             }
@@ -275,7 +302,7 @@ mod tests {
         }
         let n = d + m;
         let all = vec![true; n];
-        assert!(c.row_consistent(&good, 0, &all).unwrap());
+        assert!(c.row_consistent(&good, 0, s, &all).unwrap());
         for mask in 0u32..(1 << n) {
             let lost = mask.count_ones() as usize;
             let present: Vec<bool> = (0..n).map(|i| mask & (1 << i) == 0).collect();
@@ -285,7 +312,7 @@ mod tests {
                     bufs[i].fill(0x5A);
                 }
             }
-            let r = c.rebuild(&mut bufs, 0, &present);
+            let r = c.rebuild(&mut bufs, 0, s, &present);
             if lost <= m {
                 r.unwrap();
                 assert_eq!(bufs, good, "d={d} m={m} mask={mask:b}");
@@ -298,7 +325,7 @@ mod tests {
             let mut bufs = good.clone();
             bufs[k][s / 2] ^= 0x40;
             let mut present = vec![true; n];
-            assert!(!c.row_consistent(&bufs, 0, &present).unwrap());
+            assert!(!c.row_consistent(&bufs, 0, s, &present).unwrap());
             let got = c.locate_and_repair(&mut bufs, 0, &mut present).unwrap();
             if m >= 2 {
                 assert_eq!(got, Some(k));
@@ -324,5 +351,33 @@ mod tests {
         assert_eq!(Codec::new(2, 1, 3).err(), Some(ParityError::ShardSize(3)));
         assert!(matches!(Codec::new(0, 1, 64), Err(ParityError::Unsupported { .. })));
         assert!(matches!(Codec::new(2, 0, 64), Err(ParityError::Unsupported { .. })));
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use reed_solomon_simd::ReedSolomonEncoder;
+
+    /// Rows coded one by one equal the rows concatenated and coded at once, when the shard
+    /// size is a multiple of 64 (the crate works on independent 64-byte chunks).
+    #[test]
+    fn reed_solomon_is_position_wise() {
+        let (d, m, s, rows) = (4, 2, 1024, 3);
+        let data: Vec<Vec<u8>> = (0..d).map(|i| (0..s * rows).map(|k| (k * 31 + i * 7 + k / 13) as u8).collect()).collect();
+        let mut enc = ReedSolomonEncoder::new(d, m, s * rows).unwrap();
+        for x in &data {
+            enc.add_original_shard(x).unwrap();
+        }
+        let whole: Vec<Vec<u8>> = enc.encode().unwrap().recovery_iter().map(|r| r.to_vec()).collect();
+        for r in 0..rows {
+            let mut enc = ReedSolomonEncoder::new(d, m, s).unwrap();
+            for x in &data {
+                enc.add_original_shard(&x[r * s..(r + 1) * s]).unwrap();
+            }
+            let res = enc.encode().unwrap();
+            for (p, w) in res.recovery_iter().zip(&whole) {
+                assert_eq!(p, &w[r * s..(r + 1) * s]);
+            }
+        }
     }
 }

@@ -407,7 +407,26 @@ impl Set {
                     self.readers[i] = None;
                 }
             }
+            // Fast path: the same volumes present in every row of the batch and no tags to
+            // check: check or rebuild the whole batch in one call (contiguous shards).
+            let mut batch_done = false;
+            if !geo.sums && codec.can_span() && (0..n).all(|i| usable[i] == 0 || usable[i] >= rows) {
+                for i in 0..n {
+                    present[i] = usable[i] >= rows;
+                }
+                let lost = present.iter().filter(|&&p| !p).count();
+                if lost == 0 {
+                    batch_done = codec.row_consistent(&bufs, 0, rows * c, &present).map_err(JoinError::Parity)?;
+                } else if lost <= m {
+                    codec.rebuild(&mut bufs, 0, rows * c, &present).map_err(JoinError::Parity)?;
+                    sum.rebuilt_records += (lost * rows) as u64;
+                    batch_done = true;
+                }
+            }
             for j in 0..rows {
+                if batch_done {
+                    break;
+                }
                 let record = done + j as u64;
                 let off = j * rec;
                 for i in 0..n {
@@ -435,7 +454,7 @@ impl Set {
                     return Err(JoinError::TooManyLost { record, lost, parity: m });
                 }
                 if lost.is_empty() {
-                    if !codec.row_consistent(&bufs, off, &present).map_err(JoinError::Parity)? {
+                    if !codec.row_consistent(&bufs, off, c, &present).map_err(JoinError::Parity)? {
                         if let Some(k) = codec.locate_and_repair(&mut bufs, off, &mut present).map_err(JoinError::Parity)? {
                             sum.damaged_records += 1;
                             sum.rebuilt_records += 1;
@@ -450,7 +469,7 @@ impl Set {
                         }
                     }
                 } else {
-                    codec.rebuild(&mut bufs, off, &present).map_err(JoinError::Parity)?;
+                    codec.rebuild(&mut bufs, off, c, &present).map_err(JoinError::Parity)?;
                     sum.rebuilt_records += lost.len() as u64;
                 }
             }
