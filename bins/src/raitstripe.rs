@@ -218,7 +218,6 @@ fn join_failure(e: JoinError, names: &[String]) -> Failure {
     };
     let code = match e {
         JoinError::TooManyLost { .. } | JoinError::ParityMismatch { .. } | JoinError::NoEnd { .. } => EXIT_UNRECOVERABLE,
-        JoinError::Layout(_) | JoinError::BlockSize { .. } | JoinError::Count { .. } => 1,
         _ => 1,
     };
     Failure::new(code, msg)
@@ -314,14 +313,7 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
             for p in &problems {
                 writeln!(stdout, "{p}").ctx("stdout")?;
             }
-            let s = match result {
-                Ok(s) => s,
-                Err(e) => {
-                    let f = join_failure(e, &names);
-                    writeln!(stdout, "{}", f.msg).ctx("stdout")?;
-                    return Err(Failure::new(EXIT_UNRECOVERABLE.max(f.code), ""));
-                }
-            };
+            let s = result.map_err(|e| join_failure(e, &names))?;
             report(&s);
             if s.unrecoverable_rows > 0 {
                 Ok(EXIT_UNRECOVERABLE)

@@ -2,7 +2,7 @@
 //! lost volumes, trailers, checksums and damage.
 
 use std::fs::File;
-use std::io::{Cursor, Write};
+use std::io::{Cursor, Read, Write};
 
 use super::*;
 use crate::rait::split::split;
@@ -226,5 +226,77 @@ fn rebuild_regenerates_a_lost_volume_byte_for_byte() {
         set.run(None, &mut rb, &mut |_| {}).unwrap();
         drop(rb);
         assert_eq!(std::fs::read(&p).unwrap(), orig, "seekable={seekable}");
+    }
+}
+
+/// A volume whose reads fail with EIO after `ok` bytes, as a dying drive does.
+struct Failing {
+    inner: File,
+    ok: usize,
+}
+impl std::io::Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ok == 0 {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        let k = buf.len().min(self.ok);
+        let n = self.inner.read(&mut buf[..k])?;
+        self.ok -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn read_error_mid_volume_rebuilds_that_very_record() {
+    let t = Tmp::new();
+    let g = Geometry::new(3, 1, 512, 512, false).unwrap();
+    let input = data(40_000, 21);
+    do_split(&t, &input, &g, true);
+    // fails in the middle of record 7 of volume 1
+    let fail_at = g.record_offset(7) as usize + 200;
+    let src = vec![
+        Source::Read(Box::new(File::open(t.vol(0)).unwrap())),
+        Source::Read(Box::new(Failing { inner: File::open(t.vol(1)).unwrap(), ok: fail_at })),
+        Source::Read(Box::new(File::open(t.vol(2)).unwrap())),
+    ];
+    let set = Set::open(src, &JoinOptions { block: None, header_size: 512, trust_data: false }).unwrap();
+    let mut out = Vec::new();
+    let mut ev = Vec::new();
+    set.run(Some(&mut out), &mut [], &mut |e| ev.push(e.clone())).unwrap();
+    assert_eq!(out, input);
+    match &ev[..] {
+        [Event::Ended { volume: 1, record: 7, cause, .. }] => assert!(cause.contains("read error"), "{cause}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn property_random_lengths_and_layouts() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    for _ in 0..40 {
+        let n = 2 + next(6) as usize;
+        let m = 1 + next((n - 1) as u64) as usize;
+        let b = 512 * (1 + next(3) as usize);
+        let sums = next(2) == 1;
+        let seekable = next(2) == 1;
+        let g = Geometry::new(n, m, b, 512 * (1 + next(2) as usize), sums).unwrap();
+        let len = next((g.row_bytes() * 40) as u64) as usize;
+        let t = Tmp::new();
+        let input = data(len, len as u64 + 1);
+        do_split(&t, &input, &g, seekable);
+        let lost: Vec<usize> = (0..next(m as u64 + 1)).map(|_| next(n as u64) as usize).collect();
+        let mut lost_sorted = lost.clone();
+        lost_sorted.sort();
+        lost_sorted.dedup();
+        let opts = JoinOptions { block: None, header_size: g.header_size, trust_data: false };
+        let (out, s, _) = do_join(&t, n, &lost_sorted, &opts).unwrap();
+        assert_eq!(out, input, "{g:?} len={len} lost={lost_sorted:?} seekable={seekable}");
+        assert_eq!(s.payload, len as u64);
     }
 }
