@@ -277,6 +277,9 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
                 line = format!("volume {volume} ({}): {why}; rebuilding it from parity", names[*volume]);
             }
         }
+        if mode == Mode::Join && matches!(e, Event::ParityMismatch { .. }) {
+            line.push_str("; writing the data volumes' bytes as they are (--trust-data)");
+        }
         if mode == Mode::Verify {
             problems.push(line);
         } else {
@@ -344,8 +347,8 @@ the Amanda header block the stream may start with, default 32k.
 \fBraitstripe join\fR [\fB\-\-trust\-data\fR] [\fB\-\-block\-size\fR \fISIZE\fR] [\fB\-\-header\-size\fR \fISIZE\fR] [\fB\-v\fR] \fIIN\fR...
 Write the original stream to stdout (its Amanda header block first, when it had one). The
 volumes are given in set order; a lost one as \fBmissing\fR. \fB\-\-block\-size\fR is only
-needed for Amanda's own sets written with another block size; for raitstripe's sets it is
-read from the volumes and a different value is an error. \fB\-\-trust\-data\fR: when a row's
+needed for Amanda's own sets whose header does not state it (\fBbs=\fR); otherwise it is read
+from the volumes and a different value is an error. \fB\-\-trust\-data\fR: when a row's
 parity disagrees and no volume can be blamed, write the data volumes' bytes anyway.
 .TP
 \fBraitstripe verify\fR [\fB\-\-block\-size\fR \fISIZE\fR] [\fB\-\-header\-size\fR \fISIZE\fR] [\fB\-v\fR] \fIIN\fR...
@@ -392,8 +395,10 @@ rebuild it from parity, so silent damage is located and repaired.
 the last \fIM\fR volumes; any \fIM\fR volumes may be lost, and without checksums a single damaged
 record in a row is located by trying each volume in turn.
 .PP
-Sets written by Amanda carry no line: join checks that the children's headers are identical, uses
-\fB\-\-block\-size\fR (default 32k) and writes whole rows, padding included, as Amanda does.
+Sets written by Amanda carry no line: join checks that the children's headers are identical, takes
+the child block size from the header's restore line (\fBdd if=<tape> bs=32k\fR), else from
+\fB\-\-block\-size\fR (default 32k), refuses a \fB\-\-block\-size\fR that contradicts the header,
+and writes whole rows, padding included, as Amanda does.
 .SH "DEGRADED READS"
 A volume named \fBmissing\fR, one that cannot be opened or read, one that ends early, or one that
 fails in the middle of a read is rebuilt from parity from the very record where it stopped (never

@@ -278,7 +278,16 @@ impl Set {
                 (m.geometry, m.set, end)
             }
             None => {
-                let geo = Geometry::new(n, 1, opts.block.unwrap_or(AMANDA_BLOCK), hs, false).map_err(JoinError::Layout)?;
+                // Amanda's own set: the children's header says the child block size in its
+                // restore line (`dd if=<tape> bs=32k skip=1`, spec §1.3), when it is known.
+                let stated = f0.amanda.as_deref().and_then(restore_line_block_size);
+                let block = match (opts.block, stated) {
+                    (Some(b), Some(st)) if b != st => return Err(JoinError::BlockSize { given: b, stored: st }),
+                    (Some(b), _) => b,
+                    (None, Some(st)) => st,
+                    (None, None) => AMANDA_BLOCK,
+                };
+                let geo = Geometry::new(n, 1, block, hs, false).map_err(JoinError::Layout)?;
                 (geo, 0, End::Eof)
             }
         };
@@ -461,11 +470,11 @@ impl Set {
                             on_event(&Event::Located { volume: k, record, offset: geo.record_offset(record) });
                         } else {
                             let offset = geo.record_offset(record);
-                            on_event(&Event::ParityMismatch { record, offset });
-                            sum.unrecoverable_rows += 1;
                             if !verify && !self.trust {
                                 return Err(JoinError::ParityMismatch { record, offset });
                             }
+                            on_event(&Event::ParityMismatch { record, offset });
+                            sum.unrecoverable_rows += 1;
                         }
                     }
                 } else {
@@ -561,6 +570,22 @@ impl Set {
             }
         }
     }
+}
+
+/// The `bs=<K>k` of an Amanda header's restore line (`\tdd if=<tape> bs=32k skip=1 | ...`),
+/// in bytes. Amanda never reads it back, but its RAIT taper writes the child block size there.
+pub fn restore_line_block_size(header: &[u8]) -> Option<usize> {
+    let text_end = header.iter().position(|&b| b == 0).unwrap_or(header.len());
+    let text = &header[..text_end];
+    let line = text.split(|&b| b == b'\n').find(|l| l.starts_with(b"\tdd if=<tape> "))?;
+    let rest = &line[b"\tdd if=<tape> ".len()..];
+    let rest = rest.strip_prefix(b"bs=")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 6 || rest.get(digits) != Some(&b'k') {
+        return None;
+    }
+    let k: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    Some(k * 1024)
 }
 
 #[cfg(test)]

@@ -300,3 +300,14 @@ fn property_random_lengths_and_layouts() {
         assert_eq!(s.payload, len as u64);
     }
 }
+
+#[test]
+fn restore_line_block_size_is_read() {
+    let mut h = b"AMANDA: FILE 20260101 h /d  lev 0 comp N program /bin/tar\nTo restore, position tape at start of file and run:\n\tdd if=<tape> bs=256k skip=1 | /bin/tar -xpGf - ... \n\x0c\n".to_vec();
+    h.resize(32768, 0);
+    assert_eq!(restore_line_block_size(&h), Some(262144));
+    let no_bs = String::from_utf8(h.clone()).unwrap().replace("bs=256k ", "");
+    assert_eq!(restore_line_block_size(no_bs.as_bytes()), None);
+    assert_eq!(restore_line_block_size(b"AMANDA: FILE\n\tdd if=<tape> bs=k skip=1 |\n"), None);
+    assert_eq!(restore_line_block_size(b"AMANDA: FILE\n\tdd if=<tape> bs=99999999k skip=1 |\n"), None);
+}
