@@ -2,7 +2,7 @@
 //! lost volumes, trailers, checksums and damage.
 
 use std::fs::File;
-use std::io::{Cursor, Read, Write};
+use std::io::{Cursor, Write};
 
 use super::*;
 use crate::rait::split::split;
