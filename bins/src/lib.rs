@@ -5,6 +5,7 @@
 
 pub mod binlogcut;
 pub mod common;
+pub mod fsfreeze;
 pub mod lvsnap;
 pub mod mediahdr;
 pub mod raitstripe;
@@ -27,5 +28,6 @@ pub fn man_pages() -> Vec<ManPage> {
         ManPage { tool: "walarchive", section: 1, command: walarchive::command, tail: walarchive::MAN_TAIL },
         ManPage { tool: "binlogcut", section: 1, command: binlogcut::command, tail: binlogcut::MAN_TAIL },
         ManPage { tool: "lvsnap", section: 8, command: lvsnap::command, tail: lvsnap::MAN_TAIL },
+        ManPage { tool: "fsfreeze", section: 8, command: fsfreeze::command, tail: fsfreeze::MAN_TAIL },
     ]
 }

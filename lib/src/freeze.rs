@@ -103,7 +103,7 @@ fn thaw_hint(e: Errno) -> &'static str {
 impl fmt::Display for FreezeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FreezeError::Open { path, errno } => write!(f, "cannot open {}: {}", path.display(), errno.desc()),
+            FreezeError::Open { path, errno } => write!(f, "cannot open {}: {}", path.display(), strerror(*errno)),
             FreezeError::NotADirectory { path } => write!(f, "{}: is not a directory", path.display()),
             FreezeError::NotAMountPoint { path, mount_point } => write!(
                 f,
@@ -112,10 +112,10 @@ impl fmt::Display for FreezeError {
                 mount_point.display()
             ),
             FreezeError::Freeze { path, errno } => {
-                write!(f, "{}: freeze failed: {}{}", path.display(), errno.desc(), freeze_hint(*errno))
+                write!(f, "{}: freeze failed: {}{}", path.display(), strerror(*errno), freeze_hint(*errno))
             }
             FreezeError::Thaw { path, errno } => {
-                write!(f, "{}: unfreeze failed: {}{}", path.display(), errno.desc(), thaw_hint(*errno))
+                write!(f, "{}: unfreeze failed: {}{}", path.display(), strerror(*errno), thaw_hint(*errno))
             }
             FreezeError::Mountinfo { path, detail } => write!(f, "{}: {}", path.display(), detail),
             FreezeError::SameFilesystem { path, other } => {
@@ -127,6 +127,16 @@ impl fmt::Display for FreezeError {
 }
 
 impl std::error::Error for FreezeError {}
+
+/// The C library's text for `e` ("Operation not supported"), as util-linux prints it; nix's
+/// own table words some codes differently (EOPNOTSUPP).
+pub fn strerror(e: Errno) -> String {
+    let s = io::Error::from_raw_os_error(e as i32).to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
 
 fn errno_of(e: &io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
@@ -146,7 +156,7 @@ pub struct MountInfo {
 fn read_mountinfo(path: &Path) -> Result<Vec<MountEntry>, FreezeError> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|t| mountinfo::parse(&t))
-        .map_err(|e| FreezeError::Mountinfo { path: path.to_owned(), detail: format!("cannot read /proc/self/mountinfo: {}", errno_of(&e).desc()) })
+        .map_err(|e| FreezeError::Mountinfo { path: path.to_owned(), detail: format!("cannot read /proc/self/mountinfo: {}", strerror(errno_of(&e))) })
 }
 
 fn resolve(path: &Path, id: crate::sys::freeze::MountIdentity) -> Result<MountInfo, FreezeError> {

@@ -311,6 +311,20 @@ fn child_main(plan: &mut Plan) -> ! {
     unsafe { libc::_exit(0) }
 }
 
+/// End this process by `sig` as if it had never been caught (default action restored,
+/// unblocked, raised), so a parent shell sees "killed by SIGINT". The owner of a freeze calls
+/// it after thawing (STYLE.md: thaw, then re-raise). Falls back to exit 128+sig.
+pub fn die_by_signal(sig: nix::sys::signal::Signal) -> ! {
+    use nix::sys::signal::{signal, SigHandler, SigSet};
+    // SAFETY: SIG_DFL installs no Rust handler; only this signal's disposition changes.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = set.thread_unblock();
+    let _ = nix::sys::signal::raise(sig);
+    std::process::exit(128 + sig as i32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
