@@ -46,7 +46,7 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 const EXAMPLES: &str = "\
 Examples:
   fsfreeze -f /srv/db && snapshot-the-device; fsfreeze -u /srv/db
-  fsfreeze run --timeout 20s /srv/db -- lvcreate -s -L1G -n dbsnap vg0/db
+  fsfreeze run --timeout 20s /srv/db -- take-array-snapshot db-lun
   fsfreeze run -v /srv/db /srv/wal -- sh -c 'take-snapshot /srv/db && take-snapshot /srv/wal'";
 
 /// Parse a duration: `30` or `30s` (seconds), `500ms`, `2m`, `1h`, `1.5s`. Zero is refused:
@@ -455,7 +455,7 @@ Freeze, snapshot, thaw; the filesystem is thawed even if the snapshot command ha
 .PP
 .nf
 .RS
-fsfreeze run \-\-timeout 20s /srv/db \-\- sh \-c 'dd if=/dev/vdb of=/backup/db.img bs=1M'
+fsfreeze run \-\-timeout 20s /srv/db \-\- take\-array\-snapshot db\-lun
 .RE
 .fi
 .PP
