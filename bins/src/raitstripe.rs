@@ -442,11 +442,14 @@ raitstripe join /dev/nst0 missing /backup/vol2 | mediahdr payload | mysql
 .RE
 .fi
 .PP
-Volumes Amanda's RAIT device reads (\fBrait:{file:/v/c0,file:/v/c1,file:/v/c2}\fR):
+A set Amanda's RAIT device reads (\fBrait:{file:/v/c0,file:/v/c1,file:/v/c2}\fR, a vtape
+directory per child holding the label and file 1, named as Amanda names it):
 .PP
 .nf
 .RS 4
-tar \-cf \- /srv | mediahdr write ... | raitstripe split /v/c0/00001.h._srv.0 /v/c1/00001.h._srv.0 /v/c2/00001.h._srv.0
+for i in 0 1 2; do mkdir \-p /v/c$i; mediahdr tapestart \-\-label RAIT\-042 \-\-date 20260101120000 \-o /v/c$i/00000.RAIT\-042; done
+tar \-cf \- /srv | mediahdr write \-\-host h \-\-disk /srv \-\-level 0 \-\-part 1/\-1 |
+    raitstripe split /v/c0/00001.h._srv.0 /v/c1/00001.h._srv.0 /v/c2/00001.h._srv.0
 .RE
 .fi
 .PP

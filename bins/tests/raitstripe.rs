@@ -220,17 +220,16 @@ diff -r src out2/src
     }
     let o = sh(&format!(
         r#"cd {dir}
-for i in 0 1 2; do mkdir -p v/c$i; cp {label} v/c$i/; done
+for i in 0 1 2; do mkdir -p v/c$i; {m} tapestart --label RAIT-042 --date 20260101120000 -o v/c$i/00000.RAIT-042; done
 f=00001.db1._srv.0
 tar -cf - src | {m} write --host db1 --disk /srv --level 0 --date 20260101120000 --part 1/-1 | {r} split v/c0/$f v/c1/$f v/c2/$f
 {read} --missing 0 v 2>amanda.err | {{ mkdir out3 && cd out3 && tar -xf -; }}
 diff -r src out3/src
-grep -q 'split dumpfile: date 20260101120000 host db1 disk /srv part 1/UNKNOWN lev 0' amanda.err
+grep -q 'volume RAIT-042 file 1: split dumpfile: date 20260101120000 host db1 disk /srv part 1/UNKNOWN lev 0' amanda.err
 "#,
         dir = s.0.display(),
         r = r(),
         m = bin("mediahdr").display(),
-        label = fixture("amanda/rait-2plus1/c0/00000.RAIT-001").display(),
         read = script("amanda-rait-read").display()
     ));
     assert!(o.status.success(), "{}", stderr(&o));
