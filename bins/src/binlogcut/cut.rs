@@ -154,6 +154,14 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
                     continue 'files;
                 }
             };
+            if let Some(n) = a.window.start_pos.filter(|_| i == 0) {
+                if g.kind == Kind::Transaction && g.start < n && n < g.end {
+                    warn(format_args!(
+                        "{name}: warning: --start-position {n} is inside the transaction at {}..{}: starting at {}",
+                        g.start, g.end, g.end
+                    ));
+                }
+            }
             let d = sel.decide(&g, i, files);
             match d {
                 Decision::Stop => {
@@ -250,7 +258,9 @@ fn late_waiters(w: &Window, groups: Groups<'_>, name: &str) {
     let Some(stop) = w.stop_time else { return };
     let mut n = 0u64;
     let mut first = None;
-    for g in groups.take(10_000).map_while(Result::ok) {
+    // look at most 1000 groups / 8 MiB ahead: lock waiters are written soon after
+    let from = groups.position();
+    for g in groups.take(1000).map_while(Result::ok).take_while(|g| g.start - from < 8 << 20) {
         if g.kind == Kind::Transaction && i64::from(g.max_ts) < stop {
             n += 1;
             first.get_or_insert(g.start);

@@ -135,6 +135,24 @@ enum Q {
     Begin,
     End,
     Other,
+    /// A rows event with STMT_END_F: the last rows event of its statement.
+    StmtEnd,
+}
+
+/// STMT_END_F of a rows event (flags u16 right after the table id, whose width is 6 bytes,
+/// or 4 when the post-header is 6 bytes long: MySQL 5.1.0–5.1.15).
+fn rows_stmt_end(ev: &Event<'_>, format: &Format) -> bool {
+    let ph = format.post_header_len(ev.type_code());
+    let at = if ph == 6 { 4 } else { 6 };
+    ev.body().get(at).is_some_and(|f| f & 0x01 != 0)
+}
+
+fn classify(ev: &Event<'_>, format: &Format, text: Option<&[u8]>) -> Q {
+    match ev.type_code() {
+        types::QUERY => query_kind(text),
+        c if types::is_rows(c) && rows_stmt_end(ev, format) => Q::StmtEnd,
+        _ => Q::Other,
+    }
 }
 
 fn query_kind(text: Option<&[u8]>) -> Q {
@@ -155,6 +173,8 @@ enum St {
     AfterGtid,
     /// Intvar/Rand/User_var/LOAD blocks without a GTID: until the statement they prefix.
     Prefix,
+    /// Row events without BEGIN (MySQL 5.1 non-transactional tables): until STMT_END_F.
+    Rows,
 }
 
 enum Step {
@@ -186,12 +206,20 @@ fn step(st: St, code: u8, q: Q) -> Step {
             types::INTVAR | types::RAND | types::USER_VAR | types::TABLE_MAP | types::ANNOTATE_ROWS => Continue(st),
             _ => EndWith,
         },
+        St::Rows => match (code, q) {
+            (_, Q::StmtEnd) => EndWith,
+            (types::QUERY, Q::Begin) => CloseBefore,
+            (types::QUERY | types::XID, _) => EndWith,
+            _ => Continue(st),
+        },
         St::AfterGtid | St::Prefix => match (code, q) {
             (types::QUERY, Q::Begin) => Continue(St::Trans),
             (types::QUERY | types::QUERY_COMPRESSED, _) => EndWith,
             (types::TRANSACTION_PAYLOAD | types::VIEW_CHANGE | types::XID | types::XA_PREPARE, _) => EndWith,
             (types::EXECUTE_LOAD_QUERY | types::EXEC_LOAD | types::DELETE_FILE | types::LOAD | types::NEW_LOAD, _) => EndWith,
-            (c, _) if c == types::TABLE_MAP || types::is_rows(c) => Continue(St::Trans),
+            (c, _) if (c == types::TABLE_MAP || types::is_rows(c)) && st == St::AfterGtid => Continue(St::Trans),
+            (c, Q::StmtEnd) if types::is_rows(c) => EndWith,
+            (c, _) if c == types::TABLE_MAP || types::is_rows(c) => Continue(St::Rows),
             (types::BEGIN_LOAD_QUERY | types::CREATE_FILE | types::APPEND_BLOCK, _) => Continue(St::Prefix),
             _ => Continue(st),
         },
@@ -200,6 +228,9 @@ fn step(st: St, code: u8, q: Q) -> Step {
 
 /// What the first event of a new group makes of it: None = a one-event group.
 fn opening(code: u8, q: Q, body_gtid: Gtid) -> Option<St> {
+    if q == Q::StmtEnd {
+        return None;
+    }
     match types::role(code) {
         Role::GtidStart => match body_gtid {
             Gtid::Mariadb { flags2, .. } if flags2 & gtid::FL_STANDALONE != 0 => Some(St::Standalone),
@@ -211,7 +242,8 @@ fn opening(code: u8, q: Q, body_gtid: Gtid) -> Option<St> {
         _ => match code {
             types::VIEW_CHANGE | types::LOAD | types::NEW_LOAD | types::EXEC_LOAD | types::DELETE_FILE
             | types::EXECUTE_LOAD_QUERY => None,
-            c if c == types::TABLE_MAP || types::is_rows(c) || c == types::TRANSACTION_PAYLOAD => Some(St::Trans),
+            c if c == types::TABLE_MAP || types::is_rows(c) => Some(St::Rows),
+            types::TRANSACTION_PAYLOAD => Some(St::Trans),
             _ => Some(St::Prefix),
         },
     }
@@ -299,7 +331,7 @@ impl<'a> Iterator for Groups<'a> {
         let code = first.type_code();
         let role = types::role(code);
         let text = statement_text(&first, self.events.format());
-        let q = if code == types::QUERY { query_kind(text) } else { Q::Other };
+        let q = classify(&first, self.events.format(), text);
         if matches!(role, Role::Control | Role::Stream | Role::Unknown) {
             let kind = if role == Role::Unknown { Kind::Unknown } else { Kind::Control };
             let mut g = self.new_group(&first, kind);
@@ -319,7 +351,7 @@ impl<'a> Iterator for Groups<'a> {
             };
             let code = ev.type_code();
             let text = statement_text(&ev, self.events.format());
-            let q = if code == types::QUERY { query_kind(text) } else { Q::Other };
+            let q = classify(&ev, self.events.format(), text);
             match step(st, code, q) {
                 Step::Continue(s) => {
                     self.add(&mut g, &ev, text, q);

@@ -1,0 +1,539 @@
+//! binlogcut against real binlogs (fixtures/binlog, see its README) and the real peer
+//! mariadb-binlog; the server round trips (MariaDB sandbox) are in `binlogcut_server.rs`.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use util::{bin, fixture, require, sh, status_code, stderr, Scratch};
+
+fn cut() -> Command {
+    let mut c = Command::new(bin("binlogcut"));
+    c.env("TZ", "UTC");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    cut().args(args).output().unwrap()
+}
+
+fn f(rel: &str) -> String {
+    fixture(&format!("binlog/{rel}")).display().to_string()
+}
+
+fn have_peer() -> bool {
+    require("mariadb-binlog", util::have("mariadb-binlog"))
+}
+
+/// mariadb-binlog's SQL for `args`, minus what legitimately differs between a cut and its
+/// source: `#` comment lines (positions, times, event headers) and the FDE's BINLOG block
+/// (the cut clears the in-use flag). Returns (exit code, text).
+fn peer_sql(args: &[&str]) -> (i32, String) {
+    let o = Command::new("mariadb-binlog").arg("--no-defaults").args(args).env("TZ", "UTC").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut out = String::new();
+    let mut skip_block = false;
+    let mut after_fde = false;
+    for l in text.lines() {
+        if skip_block {
+            if l.starts_with("'/*!*/;") {
+                skip_block = false;
+            }
+            continue;
+        }
+        if l.starts_with('#') {
+            if l.contains("Start: binlog v 4") {
+                after_fde = true;
+            } else if l.starts_with("# at ") {
+                after_fde = false;
+            }
+            continue;
+        }
+        if after_fde && l.starts_with("BINLOG '") {
+            skip_block = true;
+            continue;
+        }
+        if after_fde && l == "ROLLBACK/*!*/;" {
+            continue;
+        }
+        // session state the peer prints only when it changes, and again at each new file
+        const STATE: &[&str] = &[
+            "DELIMITER ",
+            "SET @@session.",
+            "SET TIMESTAMP=",
+            "use `",
+            "/*!\\C ",
+            "/*M!100101 SET @@session.skip_parallel_replication",
+            "/*M!100001 SET @@session.gtid_domain_id",
+            "/*M!100001 SET @@session.server_id",
+            "/*!50530 SET @@SESSION.PSEUDO_SLAVE_MODE",
+            "/*!40019 SET @@session.max_delayed_threads",
+            "/*!50003 SET ",
+            "ROLLBACK /* added by mysqlbinlog */",
+            "/*!100001 SET @@SESSION.",
+        ];
+        if STATE.iter().any(|p| l.starts_with(p)) {
+            continue;
+        }
+        // LOAD DATA temp file names carry a per-run counter of the peer
+        let l = match l.find("SQL_LOAD_MB-") {
+            Some(i) => {
+                let end = l[i..].find('\'').map(|e| i + e).unwrap_or(l.len());
+                format!("{}SQL_LOAD_MB-N{}", &l[..i], &l[end..])
+            }
+            None => l.to_string(),
+        };
+        out.push_str(&l);
+        out.push('\n');
+    }
+    (status_code(&o), out)
+}
+
+/// Equal texts, or a panic showing the first differing line (not megabytes of base64).
+fn assert_same(got: &str, want: &str, ctx: &str) {
+    if got == want {
+        return;
+    }
+    let g: Vec<&str> = got.lines().collect();
+    let w: Vec<&str> = want.lines().collect();
+    let i = g.iter().zip(&w).position(|(a, b)| a != b).unwrap_or(g.len().min(w.len()));
+    let around = |v: &[&str]| v[i.saturating_sub(3)..(i + 3).min(v.len())].join("\n");
+    panic!("{ctx}: decoded SQL differs at line {i} ({} vs {} lines)\n--- cut:\n{}\n--- peer on the original:\n{}", g.len(), w.len(), around(&g), around(&w));
+}
+
+fn gunzip_sakila(s: &Scratch) -> String {
+    let out = s.path("sakila.bin");
+    let o = sh(&format!("gzip -dc '{}' > '{}'", f("mysql/mysql-bin.sakila.gz"), out.display()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    out.display().to_string()
+}
+
+/// Every fixture: verify's exit code and first stderr line as the README says.
+#[test]
+fn verify_every_fixture() {
+    let cases: &[(&str, i32, &str)] = &[
+        ("damaged/binlog_before_20574.bin", 1, "offset 296: encrypted MariaDB binary log"),
+        ("damaged/binlog_truncated_event.000001", 3, "offset 4: truncated event header: 10 of 19 bytes"),
+        ("damaged/binlog_truncated_prev_gtid_event.000001", 0, "in use (live, or the server crashed): unfinished last event: offset 120"),
+        ("damaged/bug11747416_32228_binlog.000001", 0, "in use (live, or the server crashed): unfinished last event: offset 316: truncated event: size 65567 but only 7876 bytes left"),
+        ("damaged/mdev-39404-binlog.000001", 3, "offset 256: CRC32 mismatch: stored 00000000, computed 04e0a427"),
+        ("mysql/trunc_binlog.000001", 1, "offset 4: binary log format v1/v3"),
+        ("mysql/binlog_old_version_4_1.000001", 1, "offset 4: binary log format v1/v3"),
+        ("mysql/mysql-bin.sakila.gz", 1, "offset 0: not a binary log file"),
+    ];
+    for (rel, code, msg) in cases {
+        let o = run(&["verify", &f(rel)]);
+        assert_eq!(status_code(&o), *code, "{rel}: {}", stderr(&o));
+        let want = format!("binlogcut: {}: {msg}", f(rel));
+        assert!(stderr(&o).starts_with(&want), "{rel}: got {:?}, want prefix {want:?}", stderr(&o));
+    }
+    // --strict turns the unfinished live file into exit 4
+    let o = run(&["verify", "--strict", &f("damaged/bug11747416_32228_binlog.000001")]);
+    assert_eq!(status_code(&o), 4, "{}", stderr(&o));
+    // every other fixture is clean: no output, exit 0
+    let dirs = ["mysql", "mariadb", "mariadb-pitr/row-crc32/binlogs", "mariadb-pitr/stmt-none/binlogs"];
+    let mut n = 0;
+    for d in dirs {
+        for e in std::fs::read_dir(fixture(&format!("binlog/{d}"))).unwrap() {
+            let p = e.unwrap().path();
+            let rel = format!("{d}/{}", p.file_name().unwrap().to_str().unwrap());
+            if cases.iter().any(|c| c.0 == rel) {
+                continue;
+            }
+            let o = run(&["verify", p.to_str().unwrap()]);
+            assert_eq!(status_code(&o), 0, "{rel}: {}", stderr(&o));
+            assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{rel}: {}", stderr(&o));
+            n += 1;
+        }
+    }
+    assert!(n >= 27, "{n} clean fixtures");
+}
+
+fn binlog_fixtures() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for d in ["mysql", "mariadb", "mariadb-pitr/row-crc32/binlogs", "mariadb-pitr/stmt-none/binlogs"] {
+        for e in std::fs::read_dir(fixture(&format!("binlog/{d}"))).unwrap() {
+            let p = e.unwrap().path();
+            let n = p.file_name().unwrap().to_str().unwrap().to_string();
+            if n.ends_with(".gz") || n.starts_with("trunc_binlog") || n.starts_with("binlog_old_version") {
+                continue;
+            }
+            v.push(p);
+        }
+    }
+    v
+}
+
+/// Cutting a whole fixture (no window) gives a binlog that verifies clean and that
+/// mariadb-binlog decodes to the same SQL as the original.
+#[test]
+fn whole_cut_of_every_fixture_decodes_like_the_original() {
+    if !have_peer() {
+        return;
+    }
+    let s = Scratch::new("blc-whole");
+    let mut files = binlog_fixtures();
+    files.push(PathBuf::from(gunzip_sakila(&s)));
+    for p in files {
+        let src = p.to_str().unwrap();
+        let out = s.path("cut.bin");
+        let _ = std::fs::remove_file(&out);
+        let o = run(&["-o", out.to_str().unwrap(), src]);
+        // the Incident fixture is refused (exit 3) unless --force
+        if src.ends_with("bug40482-bin.000001") {
+            assert_eq!(status_code(&o), 3, "{}", stderr(&o));
+            assert!(stderr(&o).contains("incident event"), "{}", stderr(&o));
+            assert!(!out.exists());
+            continue;
+        }
+        assert_eq!(status_code(&o), 0, "{src}: {}", stderr(&o));
+        let v = run(&["verify", "--strict", out.to_str().unwrap()]);
+        assert_eq!(status_code(&v), 0, "{src}: cut does not verify: {}", stderr(&v));
+        let (pc, want) = peer_sql(&[src]);
+        let (oc, got) = peer_sql(&["--verify-binlog-checksum", "--skip-force-if-open", out.to_str().unwrap()]);
+        if pc != 0 {
+            // MySQL 8 Transaction_payload / tagged GTIDs: the peer cannot decode either file
+            assert_ne!(oc, 0, "{src}");
+            continue;
+        }
+        if oc != 0 {
+            // the original is in use, so the peer took its read error as EOF; on the closed
+            // cut the same MySQL 8 event type the peer cannot decode is an error
+            let e = Command::new("mariadb-binlog").args(["--no-defaults", out.to_str().unwrap()]).output().unwrap();
+            assert!(stderr(&e).contains("Found incompatible MySQL 8.0"), "{src}: mariadb-binlog rejects the cut: {}", stderr(&e));
+            continue;
+        }
+        assert_same(&got, &want, src);
+    }
+}
+
+/// The same window on the original (mariadb-binlog) and on our cut gives the same SQL,
+/// where the peer's per-event rule and our per-transaction rule agree.
+#[test]
+fn windows_decode_like_the_peer() {
+    if !have_peer() {
+        return;
+    }
+    let s = Scratch::new("blc-win");
+    let row = |n: u8| f(&format!("mariadb-pitr/row-crc32/binlogs/mysql-bin.00000{n}"));
+    let stmt = |n: u8| f(&format!("mariadb-pitr/stmt-none/binlogs/mysql-bin.00000{n}"));
+    let windows: Vec<Vec<String>> = vec![
+        vec!["--stop-datetime=2026-11-24 15:24:17".into(), row(1), row(2)],
+        vec!["--start-datetime=2026-11-24 15:24:17".into(), row(1), row(2)],
+        vec!["--stop-position=7841".into(), row(1), row(2)],
+        vec!["--stop-position=0-1-25".into(), row(1), row(2)],
+        vec!["--start-position=0-1-20".into(), "--stop-position=0-1-25".into(), row(1), row(2)],
+        vec!["--start-position=2792".into(), row(2)],
+        vec!["--stop-position=0-1-25".into(), stmt(1), stmt(2)],
+        vec!["--stop-datetime=2026-11-24 15:24:29".into(), stmt(1), stmt(2)],
+        vec!["--start-datetime=2026-11-24 15:24:00".into(), "--stop-datetime=2026-11-24 15:24:12".into(), row(1)],
+    ];
+    for w in windows {
+        let args: Vec<&str> = w.iter().map(String::as_str).collect();
+        let out = s.path("w.bin");
+        let mut a = vec!["-o", out.to_str().unwrap()];
+        a.extend(&args);
+        let o = run(&a);
+        assert_eq!(status_code(&o), 0, "{w:?}: {}", stderr(&o));
+        let (pc, want) = peer_sql(&args);
+        assert_eq!(pc, 0, "{w:?}");
+        let (oc, got) = peer_sql(&["--verify-binlog-checksum", out.to_str().unwrap()]);
+        assert_eq!(oc, 0, "{w:?}");
+        assert_same(&got, &want, &format!("{w:?}"));
+    }
+}
+
+/// Spec §7: 0-1-22 (a lock waiter, timestamp :14) is written after 0-1-21 (:15). A stop at
+/// :15 drops both, as mariadb-binlog does, and says so.
+#[test]
+fn timestamps_going_backwards() {
+    let row2 = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    let row1 = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000001");
+    let o = run(&["--stop-datetime=2026-11-24 15:24:15", &row1, &row2]);
+    assert_eq!(status_code(&o), 0);
+    let e = stderr(&o);
+    assert!(e.contains("later transaction(s) from offset 1003 on have timestamps before --stop-datetime"), "{e}");
+    let s = Scratch::new("blc-back");
+    let out = s.path("c.bin");
+    std::fs::write(&out, &o.stdout).unwrap();
+    let l = run(&["list", out.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&l.stdout);
+    assert!(text.lines().last().unwrap().contains("\t0-1-20\t"), "{text}");
+    if have_peer() {
+        let (_, peer) = peer_sql(&["--stop-datetime=2026-11-24 15:24:15", &row1, &row2]);
+        assert!(peer.contains("gtid_seq_no=20") && !peer.contains("gtid_seq_no=21") && !peer.contains("gtid_seq_no=22"));
+        // a start at :15 keeps the older waiter too (everything after the start point)
+        let o = run(&["--start-datetime=2026-11-24 15:24:15", &row2]);
+        std::fs::write(&out, &o.stdout).unwrap();
+        let (_, got) = peer_sql(&[out.to_str().unwrap()]);
+        let (_, want) = peer_sql(&["--start-datetime=2026-11-24 15:24:15", &row2]);
+        assert!(got.contains("gtid_seq_no=22"));
+        assert_same(&got, &want, "start 15:24:15");
+    }
+}
+
+#[test]
+fn list_groups_events_json_grep() {
+    let row2 = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    let o = run(&["list", "--grep", "^DELETE FROM blog", &row2]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{row2}\t7841\t12596\t2026-11-24 15:24:17\t0-1-26\t4755\tGtid,Annotate_rows,Table_map,Delete_rows_v1,Xid\tDELETE FROM blog.comments\n")
+    );
+    let o = run(&["list", "--json", &row2]);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 8);
+    assert_eq!(lines[5]["gtid"], "0-1-26");
+    assert_eq!(lines[5]["start"], 7841);
+    assert_eq!(lines[5]["timestamp"], 1795533857);
+    // tiles: each group starts where the previous ended
+    for w in lines.windows(2) {
+        assert_eq!(w[0]["end"], w[1]["start"]);
+    }
+    let o = run(&["list", "--events", "--json", &row2]);
+    let ev: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(ev[0]["type"], "Format_desc");
+    assert_eq!(ev[0]["offset"], 4);
+    assert!(ev.iter().any(|e| e["type"] == "Gtid" && e["gtid"] == "0-1-26" && e["offset"] == 7841));
+    assert_eq!(ev.last().unwrap()["type"], "Stop");
+    // MySQL: GTIDs as UUID:N, Transaction_payload kept in one group
+    let o = run(&["list", &f("mysql/transaction_compression.000001")]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Transaction_payload"));
+    let o = run(&["list", "--grep", "(", &row2]);
+    assert_eq!(status_code(&o), 2);
+}
+
+#[test]
+fn mysql_gtid_sets() {
+    let src = f("mysql/binlog_56_gtid_reserved_word.000001");
+    let l = run(&["list", "--json", &src]);
+    let gtids: Vec<String> = String::from_utf8_lossy(&l.stdout)
+        .lines()
+        .map(|x| serde_json::from_str::<serde_json::Value>(x).unwrap()["gtid"].as_str().unwrap().to_string())
+        .collect();
+    assert!(gtids.len() >= 3, "{gtids:?}");
+    let (uuid, first) = gtids[0].split_once(':').unwrap();
+    let s = Scratch::new("blc-gtidset");
+    let out = s.path("c.bin");
+    let kept = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["-o", out.to_str().unwrap()];
+        a.extend(args);
+        a.push(&src);
+        let o = run(&a);
+        assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+        let l = run(&["list", "--json", out.to_str().unwrap()]);
+        String::from_utf8_lossy(&l.stdout)
+            .lines()
+            .map(|x| serde_json::from_str::<serde_json::Value>(x).unwrap()["gtid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let inc = format!("{}:{first}", uuid.to_uppercase());
+    assert_eq!(kept(&["--include-gtids", &inc]), vec![gtids[0].clone()]);
+    let exc = format!("{uuid}:{first}");
+    assert_eq!(kept(&["--exclude-gtids", &exc]), gtids[1..].to_vec());
+    let o = run(&["--include-gtids", "nope:1", &src]);
+    assert_eq!(status_code(&o), 2);
+    assert_eq!(stderr(&o), "binlogcut: --include-gtids: bad server UUID 'nope' in GTID set\n");
+}
+
+fn copy_to(s: &Scratch, rel: &str) -> PathBuf {
+    let p = s.path(Path::new(rel).file_name().unwrap().to_str().unwrap());
+    std::fs::copy(fixture(&format!("binlog/{rel}")), &p).unwrap();
+    p
+}
+
+#[test]
+fn corruption_is_named_and_refused_unless_forced() {
+    let s = Scratch::new("blc-corrupt");
+    let p = copy_to(&s, "mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    let mut d = std::fs::read(&p).unwrap();
+    let ps = p.to_str().unwrap();
+    // the event holding byte 10000 (inside the Delete_rows of 0-1-26)
+    let l = run(&["list", "--events", "--json", ps]);
+    let bad = String::from_utf8_lossy(&l.stdout)
+        .lines()
+        .map(|x| serde_json::from_str::<serde_json::Value>(x).unwrap())
+        .find(|e| e["offset"].as_u64().unwrap() <= 10000 && 10000 < e["end"].as_u64().unwrap())
+        .unwrap()["offset"]
+        .as_u64()
+        .unwrap();
+    assert!(bad > 7841 && bad < 12596);
+    d[10000] ^= 0x55;
+    std::fs::write(&p, &d).unwrap();
+    let o = run(&["verify", ps]);
+    assert_eq!(status_code(&o), 3);
+    let e = stderr(&o);
+    assert!(e.starts_with(&format!("binlogcut: {ps}: offset {bad}: CRC32 mismatch")), "{e}");
+    // cutting across it: refused, nothing written
+    let out = s.path("c.bin");
+    let o = run(&["-o", out.to_str().unwrap(), ps]);
+    assert_eq!(status_code(&o), 3);
+    assert!(stderr(&o).contains(&format!("offset {bad}: CRC32 mismatch")) && stderr(&o).contains("--force"));
+    assert!(!out.exists());
+    // a window before it is fine
+    let o = run(&["--stop-position=7841", ps]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    // --force copies it with a warning
+    let o = run(&["--force", ps]);
+    assert_eq!(status_code(&o), 0);
+    assert!(stderr(&o).contains("copied anyway (--force)"));
+    // an impossible size in a closed file: damage
+    let mut d2 = std::fs::read(fixture("binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000002")).unwrap();
+    d2[7841 + 9..7841 + 13].copy_from_slice(&0xffff_ffffu32.to_le_bytes());
+    std::fs::write(&p, &d2).unwrap();
+    let o = run(&["verify", ps]);
+    assert_eq!(status_code(&o), 3);
+    assert!(stderr(&o).contains("offset 7841: truncated event: size 4294967295"), "{}", stderr(&o));
+    d2[7841 + 9..7841 + 13].copy_from_slice(&5u32.to_le_bytes());
+    std::fs::write(&p, &d2).unwrap();
+    let o = run(&["verify", ps]);
+    assert!(stderr(&o).contains("offset 7841: impossible event size 5"), "{}", stderr(&o));
+    let o = run(&[ps]);
+    assert_eq!(status_code(&o), 3);
+}
+
+#[test]
+fn truncated_empty_and_foreign_files() {
+    let s = Scratch::new("blc-trunc");
+    let src = std::fs::read(fixture("binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000002")).unwrap();
+    let t = s.path("trunc.bin");
+    std::fs::write(&t, &src[..8000]).unwrap();
+    let ts = t.to_str().unwrap();
+    let o = run(&["verify", ts]);
+    assert_eq!(status_code(&o), 3);
+    assert_eq!(stderr(&o), format!("binlogcut: {ts}: offset 7989: truncated event header: 11 of 19 bytes\n"));
+    // the same bytes as a live file (in-use flag set): not damage
+    let mut live = src[..8000].to_vec();
+    live[21] |= 1;
+    std::fs::write(&t, &live).unwrap();
+    let o = run(&["verify", ts]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    let z = s.path("zero.bin");
+    std::fs::write(&z, b"").unwrap();
+    let o = run(&["verify", z.to_str().unwrap()]);
+    assert_eq!(status_code(&o), 1);
+    assert_eq!(stderr(&o), format!("binlogcut: {}: offset 0: empty file, not a binary log\n", z.display()));
+    let o = run(&[z.to_str().unwrap()]);
+    assert_eq!(status_code(&o), 1);
+    let o = run(&["list", &f("README.md")]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).ends_with("offset 0: not a binary log file (no fe 62 69 6e magic)\n"));
+    let o = run(&[&f("damaged/binlog_before_20574.bin")]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).contains("encrypted MariaDB binary log"));
+    let enc = s.path("enc.bin");
+    std::fs::write(&enc, b"\xfdbin\x01rest").unwrap();
+    let o = run(&["verify", enc.to_str().unwrap()]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).contains("encrypted MySQL binary log"));
+    let o = run(&["/nonexistent/x"]);
+    assert_eq!(stderr(&o), "binlogcut: /nonexistent/x: No such file or directory\n");
+    // a live (in-use) file whose last event is incomplete: cut up to it, with a warning
+    let live = f("damaged/bug11747416_32228_binlog.000001");
+    let o = run(&[&live]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("file in use (live, or the server crashed), treated as its end"));
+    let o = run(&["--strict", &live]);
+    assert_eq!(status_code(&o), 4);
+}
+
+#[test]
+fn positions_inside_events_are_errors() {
+    let row2 = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    let o = run(&["--stop-position=7842", &row2]);
+    assert_eq!(status_code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        format!("binlogcut: {row2}: --stop-position 7842 is inside an event: the nearest events start at 7841 and 7883\n")
+    );
+    let o = run(&["--start-position=99999999", &row2]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).contains("past the end of the file"));
+    // start inside a group (its Annotate_rows at 7883): starts at the next group
+    let o = run(&["--start-position=7883", &row2]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    let s = Scratch::new("blc-pos");
+    let out = s.path("c.bin");
+    std::fs::write(&out, &o.stdout).unwrap();
+    assert!(stderr(&o).contains("--start-position 7883 is inside the transaction at 7841..12596: starting at 12596"), "{}", stderr(&o));
+    let l = run(&["list", out.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&l.stdout).lines().next().unwrap().contains("\t0-1-27\t"));
+}
+
+#[test]
+fn usage_errors() {
+    let row2 = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--stop-datetime=yesterday"], "binlogcut: --stop-datetime: bad datetime 'yesterday' (want 'YYYY-MM-DD HH:MM:SS', local time)\n"),
+        (&["--start-position=12x"], "binlogcut: --start-position: '12x' is neither a byte offset nor a GTID list (D-S-N)\n"),
+        (&["--stop-position=0-1"], "binlogcut: --stop-position: bad GTID '0-1' (want domain-server-seq, e.g. 0-1-53)\n"),
+        (&["-", "-"], "binlogcut: '-' (stdin) can be named only once\n"),
+    ];
+    for (args, want) in cases {
+        let mut a = args.to_vec();
+        if !a.contains(&"-") {
+            a.push(&row2);
+        }
+        let o = run(&a);
+        assert_eq!(status_code(&o), 2, "{args:?}");
+        assert_eq!(stderr(&o), *want, "{args:?}");
+    }
+    let o = run(&[]);
+    assert_eq!(status_code(&o), 2);
+    let o = run(&["--help"]);
+    assert_eq!(status_code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--stop-datetime"));
+    // the output may not be an input
+    let s = Scratch::new("blc-same");
+    let p = copy_to(&s, "mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    let o = run(&["-o", p.to_str().unwrap(), p.to_str().unwrap()]);
+    assert_eq!(status_code(&o), 2);
+    assert_eq!(std::fs::read(&p).unwrap().len(), 13880);
+}
+
+/// Files of different checksum settings in one cut: each keeps its own FDE, and the
+/// in-use flag is cleared in the output.
+#[test]
+fn mixed_inputs_and_stdin() {
+    let s = Scratch::new("blc-mixed");
+    let out = s.path("c.bin");
+    let o = run(&[
+        "-o",
+        out.to_str().unwrap(),
+        &f("mariadb-pitr/stmt-none/binlogs/mysql-bin.000001"),
+        &f("mariadb/mariadb-bin.000001"),
+    ]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    let l = run(&["list", "--events", "--json", out.to_str().unwrap()]);
+    let ev: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&l.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let fdes: Vec<_> = ev.iter().filter(|e| e["type"] == "Format_desc").collect();
+    assert_eq!(fdes.len(), 2);
+    assert!(fdes.iter().all(|e| e["flags"].as_u64().unwrap() & 1 == 0));
+    assert_eq!(status_code(&run(&["verify", "--strict", out.to_str().unwrap()])), 0);
+    if have_peer() {
+        // two servers' GTID sequences: the peer's strict GTID order check must be off
+        let (c, _) = peer_sql(&["--verify-binlog-checksum", "--skip-force-if-open", "--skip-gtid-strict-mode", out.to_str().unwrap()]);
+        assert_eq!(c, 0);
+    }
+    // stdin, and `-o -`
+    let src = fixture("binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    let o = sh(&format!("TZ=UTC '{}' --stop-position=0-1-25 -o - - < '{}' | cmp - <(TZ=UTC '{}' --stop-position=0-1-25 '{}')",
+        bin("binlogcut").display(), src.display(), bin("binlogcut").display(), src.display()));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A data mover dies by SIGPIPE like dd when its reader goes away.
+#[test]
+fn head_c1() {
+    let s = Scratch::new("blc-head");
+    let sak = gunzip_sakila(&s);
+    let o = sh(&format!("set +e; '{}' '{sak}' | head -c1 | od -An -tx1; echo \"status ${{PIPESTATUS[0]}}\"", bin("binlogcut").display()));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(" fe"), "{out}");
+    assert!(out.contains("status 141"), "{out}");
+}
