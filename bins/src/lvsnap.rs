@@ -392,11 +392,10 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         }
         check(sig)?;
         let t0 = Instant::now();
-        // The record must say where the snapshot will be before it exists.
-        let (extra, blocked) = {
-            made = true;
-            ops::make(o.kind, &o.origin, &rec, o.size, false)?
-        };
+        // The record already says where the snapshot will be; a failing `make` cleans up
+        // after itself, so only a successful one is undone here.
+        let (extra, blocked) = ops::make(o.kind, &o.origin, &rec, o.size, false)?;
+        made = true;
         let snap_time = t0.elapsed();
         if extra.is_some() {
             rec.extra = extra;
@@ -456,7 +455,8 @@ fn report_json(r: &Report) -> serde_json::Value {
 
 fn report(r: &Report, json: bool, verbose: bool) {
     if json {
-        println!("{}", report_json(r));
+        // A closed stdout must not fail a snapshot that is already made (or removed).
+        let _ = out(&format!("{}\n", report_json(r)));
     }
     if verbose {
         let opt = |d: Option<Duration>| d.map(|d| format!("{:.1} ms", ms(d))).unwrap_or_else(|| "-".into());
@@ -569,6 +569,18 @@ fn status_json(rec: &Record, st: &backend::Status) -> serde_json::Value {
     })
 }
 
+/// Write `text` to stdout. SIGPIPE is ignored (lvsnap must never die mid-step), so a
+/// reader that went away (`lvsnap list | grep -q`) ends the command quietly with exit 1.
+fn out(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::new(1, "")),
+        Err(e) => Err(Failure::io("stdout", &e)),
+    }
+}
+
 fn cmd_list(a: &ArgMatches) -> Result<u8, Failure> {
     let all = state::all()?;
     if a.get_flag("json") {
@@ -579,12 +591,12 @@ fn cmd_list(a: &ArgMatches) -> Result<u8, Failure> {
                 status_json(r, &st)
             })
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        out(&format!("{}\n", serde_json::Value::Array(v)))?;
         return Ok(0);
     }
     for r in &all {
         let st = ops::status(r).map(|s| s.state).unwrap_or_else(|_| "unknown".into());
-        println!("{}\t{}\t{}\t{}\t{}\t{}", r.name, r.backend, st, r.origin, r.snapshot, r.mount.as_deref().unwrap_or("-"));
+        out(&format!("{}\t{}\t{}\t{}\t{}\t{}\n", r.name, r.backend, st, r.origin, r.snapshot, r.mount.as_deref().unwrap_or("-")))?;
     }
     Ok(0)
 }
@@ -595,10 +607,10 @@ fn cmd_status(a: &ArgMatches) -> Result<u8, Failure> {
     let rec = Record::load(name)?;
     let st = ops::status(&rec)?;
     if a.get_flag("json") {
-        println!("{}", status_json(&rec, &st));
+        out(&format!("{}\n", status_json(&rec, &st)))?;
     } else {
         let pct = st.percent.map(|p| format!("{p:.2}%")).unwrap_or_else(|| "-".into());
-        println!("{}\t{}\t{}", rec.name, st.state, pct);
+        out(&format!("{}\t{}\t{}\n", rec.name, st.state, pct))?;
     }
     if st.state == "invalid" || st.state == "overflow" {
         return Err(Failure::new(EXIT_INVALID, format!("{name}: snapshot is {}: its copy-on-write space overflowed", st.state)));

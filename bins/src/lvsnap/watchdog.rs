@@ -3,8 +3,8 @@
 //!
 //! It is started *before* the dangerous step and holds the read end of a pipe whose write
 //! end only lvsnap has. lvsnap writes `done` when the step is over; EOF without `done`
-//! (lvsnap died, even by SIGKILL) makes the watchdog resume each named dm device that is
-//! still suspended. It never touches a suspended or frozen filesystem itself (specs §1).
+//! (lvsnap died, even by SIGKILL) makes the watchdog drop the inactive table of each named dm
+//! device that is still suspended and resume it (back to its table before the snapshot). It never touches a suspended or frozen filesystem itself (specs §1).
 
 use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -75,7 +75,14 @@ pub fn run(resume: &[String], _thaw: &[String]) -> Result<u8, Failure> {
     if let Some(ctl) = ctl {
         for name in resume.iter().rev() {
             match ctl.info(name) {
-                Ok(Some(i)) if i.suspended() => match ctl.resume(name) {
+                Ok(Some(i)) if i.suspended() => match {
+                    // Drop the table lvsnap loaded but never activated, so the resume
+                    // brings back the device exactly as it was before the snapshot.
+                    if i.inactive_table() {
+                        let _ = ctl.clear(name);
+                    }
+                    ctl.resume(name)
+                } {
                     Ok(_) => eprintln!("lvsnap: watchdog: {name}: resumed after lvsnap died"),
                     Err(e) => {
                         eprintln!("lvsnap: watchdog: {e}");

@@ -1,0 +1,140 @@
+#!/bin/bash
+# Guest script for ../vmtest: lvsnap's lvm and dm backends on Debian's stock kernel.
+#   vmtest -b target/debug/lvsnap -d 2G -d 1G -d 128M scripts/vmtest.d/lvsnap.sh
+# Disk 1: LVM (VG vg0, XFS LV with a writer running; exec --freeze; watch extends; an
+# unwatched snapshot overflows -> Invalid). Disk 2: a dm-linear origin with ext4 for the raw
+# dm backend; disk 3: its COW. Then a SIGKILL while the dm origin is suspended: the
+# watchdog must resume it. Prints "ok: ..." / "FAIL: ..." lines; exit 0 only if all pass.
+set -u
+fail=0
+ok()   { echo "ok: $*"; }
+bad()  { echo "FAIL: $*"; fail=1; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+step() { echo "== [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
+set -- $VMTEST_DISKS
+d1=$1 d2=$2 d3=$3
+LV=lvsnap
+echo "kernel $(uname -r), dm $(dmsetup version | awk '/Driver/{print $3}')"
+
+step "lvm: VG, XFS LV, a writer running"
+pvcreate -q "$d1" && vgcreate -q vg0 "$d1" && lvcreate -q -y -L 512M -n data vg0 >/dev/null || exit 10
+mkfs.xfs -q -f /dev/vg0/data && mkdir -p /mnt/data /mnt/snap /mnt/b /mnt/s && mount /dev/vg0/data /mnt/data || exit 11
+dd if=/dev/urandom of=/mnt/data/static bs=1M count=16 status=none; sync
+sum_static=$(sha256sum < /mnt/data/static)
+mkdir /mnt/data/w
+( i=0; while :; do i=$((i+1)); yes "$i" | head -c 65536 > /mnt/data/w/$i.tmp && mv /mnt/data/w/$i.tmp /mnt/data/w/$i \
+    || echo "writer error at $i" >> /tmp/writer.err; [ -f /tmp/writer.stop ] && break; done ) &
+writer=$!
+sleep 2
+
+step "lvm: lvsnap exec --freeze (LVM's suspend freezes), the snapshot is consistent"
+cat > /tmp/verify.sh <<'EOF'
+#!/bin/bash
+# Every completed file on the snapshot has the content the writer gave it.
+n=0; badn=0
+for f in "$LVSNAP_MOUNT"/w/*; do
+  case $f in *.tmp) continue ;; esac
+  i=${f##*/}; n=$((n+1))
+  [ "$(yes "$i" | head -c 65536 | sha256sum)" = "$(sha256sum < "$f")" ] || badn=$((badn+1))
+done
+echo "files=$n bad=$badn static=$(sha256sum < "$LVSNAP_MOUNT/static")"
+EOF
+chmod +x /tmp/verify.sh
+out=$($LV exec /dev/vg0/data --size 64M --freeze /mnt/data --json -- /tmp/verify.sh); rc=$?
+echo "  $out" | tr '\n' ' '; echo
+check "exec exit 0" test $rc = 0
+check "snapshot files all consistent" bash -c "echo '$out' | grep -q ' bad=0 '"
+check "snapshot saw the writer's files" bash -c "echo '$out' | grep -Eq 'files=[1-9]'"
+check "static file checksum on the snapshot" bash -c "echo '$out' | grep -qF 'static=$sum_static'"
+check "exec reported a frozen time" bash -c "echo '$out' | grep -Eq '\"frozen_ms\":[0-9.]+'"
+check "exec removed the snapshot" test "$(lvs --noheadings -o lv_name vg0 | tr -d ' ' | sort | tr '\n' ' ')" = "data "
+check "nothing listed after exec" test -z "$($LV list)"
+touch /tmp/writer.stop; wait $writer
+check "the writer never saw an error" test ! -s /tmp/writer.err
+
+step "lvm: bad input"
+$LV create /dev/vg0/data --name s0 --size 64M --freeze /mnt 2>/tmp/e; rc=$?
+check "--freeze on another filesystem refused" test $rc = 1 -a "$(cat /tmp/e)" = "lvsnap: /mnt: not a filesystem on /dev/vg0/data"
+$LV create /dev/vg0/data --name s0 2>/tmp/e; rc=$?
+check "lvm without --size: usage error" test $rc = 2
+$LV create /dev/vg0/data --name s0 --size 512k 2>/tmp/e; rc=$?; cat /tmp/e
+check "size too small: usage error" test $rc = 2
+$LV create /dev/vg0/data --name s0 --size 150% 2>/tmp/e; rc=$?; cat /tmp/e
+check "size over 100%: usage error" test $rc = 2
+lvcreate -q -y -l 100%FREE -n filler vg0 >/dev/null
+$LV create /dev/vg0/data --name s0 --size 64M 2>/tmp/e; rc=$?; cat /tmp/e
+check "size too big for the VG: clear error, nothing left" test $rc = 1 -a -z "$($LV list)" -a -z "$(lvs --noheadings -o lv_name vg0/s0 2>/dev/null)"
+lvremove -q -y vg0/filler
+$LV create /dev/vg0/data --name data --size 8M 2>/tmp/e; rc=$?; cat /tmp/e
+check "name clash with an existing LV refused" test $rc = 1 -a -z "$($LV list)"
+
+step "lvm: watch extends a filling snapshot"
+$LV create /dev/vg0/data --name wt --size 32M || bad "create wt"
+$LV watch wt --extend-at 70% --extend-by 50% --interval 0.5 2>/tmp/watch.err &
+watch=$!
+dd if=/dev/urandom of=/mnt/data/g bs=1M count=26 conv=fsync status=none
+for i in $(seq 1 20); do
+  size=$(lvs --noheadings --units m --nosuffix -o lv_size vg0/wt | tr -d ' '); [ "${size%.*}" -gt 32 ] && break; sleep 0.5
+done
+cat /tmp/watch.err
+check "watch extended wt beyond 32M (now ${size}M)" test "${size%.*}" -gt 32
+check "wt still valid" $LV status wt
+kill -TERM $watch; wait $watch; check "watch dies by SIGTERM" test $? = 143
+$LV remove wt || bad "remove wt"
+
+step "lvm: an unwatched snapshot overflows -> Invalid"
+$LV create /dev/vg0/data --name ov --size 8M || bad "create ov"
+dd if=/dev/urandom of=/mnt/data/h bs=1M count=40 conv=fsync status=none; sync
+$LV status ov > /tmp/st 2>/tmp/e; rc=$?; cat /tmp/st /tmp/e
+check "status exit 3 and invalid" test $rc = 3 -a "$(cut -f2 /tmp/st)" = invalid
+$LV watch ov --once 2>/tmp/e; rc=$?; cat /tmp/e
+check "watch fails loudly (exit 3)" bash -c "test $rc = 3 && grep -q 'SNAPSHOT IS INVALID' /tmp/e"
+$LV remove ov || bad "remove ov"
+umount /mnt/data
+
+step "dm: raw snapshot of a dm-linear origin with our ioctls"
+dmsetup create base --table "0 1048576 linear $d2 0" || exit 20
+mkfs.ext4 -q /dev/mapper/base && mount /dev/mapper/base /mnt/b && echo v1 > /mnt/b/file && sync || exit 21
+$LV create /dev/mapper/base --name ds --size 10M --cow "$d3" 2>/tmp/e; rc=$?
+check "dm with --size: usage error" test $rc = 2
+out=$($LV create /dev/mapper/base --name ds --cow "$d3" --freeze /mnt/b --json); rc=$?; echo "  $out"
+check "dm create" test $rc = 0
+check "dm reports the suspend window as frozen time" bash -c "echo '$out' | grep -Eq '\"frozen_ms\":[0-9.]+'"
+dmsetup table | sed 's/^/  table: /'
+check "origin is snapshot-origin" bash -c "dmsetup table base | grep -q ' snapshot-origin '"
+check "snapshot table P 8" bash -c "dmsetup table ds | grep -Eq ' snapshot [0-9]+:[0-9]+ [0-9]+:[0-9]+ P 8$'"
+echo v2 > /mnt/b/file; sync
+mount -o ro /dev/mapper/ds /mnt/s || bad "mount ds"
+check "snapshot sees v1, origin v2" test "$(cat /mnt/s/file)/$(cat /mnt/b/file)" = v1/v2
+umount /mnt/s
+$LV status ds --json; check "status of a fresh dm snapshot" $LV status ds
+$LV create /dev/mapper/base --name ds2 --cow "$d3" 2>/tmp/e; rc=$?; cat /tmp/e
+check "second snapshot of the same origin refused" test $rc = 1
+dd if=/dev/urandom of=/mnt/b/big bs=1M count=200 conv=fsync status=none 2>/dev/null; sync
+$LV status ds > /tmp/st 2>/tmp/e; rc=$?; cat /tmp/st /tmp/e
+check "dm overflow -> status invalid, exit 3" test $rc = 3 -a "$(cut -f2 /tmp/st)" = invalid
+$LV remove ds || bad "dm remove"
+check "origin back to linear" bash -c "dmsetup table base | grep -q ' linear '"
+check "ds and ds-real gone" test -z "$(dmsetup ls | grep -E '^ds')"
+check "origin data intact" test "$(cat /mnt/b/file)" = v2
+
+step "dm: SIGKILL while the origin is suspended -> the watchdog resumes it"
+LVSNAP_TEST_PAUSE=suspended $LV create /dev/mapper/base --name dk --cow "$d3" 2>/tmp/pause.err &
+pid=$!
+for i in $(seq 1 100); do grep -q 'paused at suspended' /tmp/pause.err && break; sleep 0.1; done
+check "paused while suspended" bash -c "dmsetup info base | grep -q SUSPENDED"
+kill -9 $pid; wait $pid 2>/dev/null
+for i in $(seq 1 50); do dmsetup info base | grep -q ACTIVE && break; sleep 0.1; done
+cat /tmp/pause.err
+check "watchdog resumed the origin" bash -c "dmsetup info base | grep -q 'State: *ACTIVE'"
+check "writes to the origin work" bash -c "echo v3 > /mnt/b/file && sync"
+check "leftover listed" bash -c "$LV list | grep -q '^dk'"
+dmsetup table | sed 's/^/  table: /'
+$LV remove dk || bad "remove leftover dk"
+dmsetup ls; $LV list
+check "all clean after remove" test -z "$(dmsetup ls | grep -E '^dk')" -a -z "$($LV list)"
+check "origin back to linear after leftover removal" bash -c "dmsetup table base | grep -q ' linear '"
+umount /mnt/b; dmsetup remove base
+
+echo "lvsnap vm: $([ $fail = 0 ] && echo all checks passed || echo SOME CHECKS FAILED)"
+exit $fail
