@@ -121,6 +121,30 @@ fn open_out(path: &str) -> Result<VolumeOut, Failure> {
     Ok(VolumeOut::new(f, kind.is_seekable(), kind == FdKind::Tape))
 }
 
+/// Two volume paths naming one file (`a` and `./a`) would interleave their records.
+fn same_file_twice(paths: &[String], vols: &[VolumeOut]) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<(u64, u64, usize)> = Vec::with_capacity(vols.len());
+    for (i, v) in vols.iter().enumerate() {
+        let md = v.metadata().ctx(&paths[i])?;
+        let key = if md.file_type().is_file() { (md.dev(), md.ino()) } else { (md.rdev(), md.ino()) };
+        if let Some(&(_, _, j)) = seen.iter().find(|&&(d, n, _)| (d, n) == key) {
+            return Err(Failure::usage(format!("split: {} and {} are the same file", paths[j], paths[i])));
+        }
+        seen.push((key.0, key.1, i));
+    }
+    Ok(())
+}
+
+/// True when both paths exist and name one file.
+fn same_inode(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 fn set_identity() -> u64 {
     let mut b = [0u8; 8];
     if File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok() {
@@ -141,6 +165,7 @@ fn run_split(a: &ArgMatches) -> Result<u8, Failure> {
     let geo = Geometry::new(outs.len(), parity, block, hs, a.get_flag("checksums"))
         .map_err(|e| Failure::usage(format!("split: {e}")))?;
     let mut vols = outs.iter().map(|p| open_out(p)).collect::<Result<Vec<_>, _>>()?;
+    same_file_twice(&outs, &vols)?;
     let stdin = io::stdin();
     let mut input = stdin.lock();
     let s = split(&mut input, &mut vols, &geo, set_identity()).map_err(|e| match e {
@@ -234,6 +259,7 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
         trust_data: mode == Mode::Join && a.get_flag("trust-data"),
     };
     let mut unopened = Vec::new();
+    let mut dirs: Vec<String> = Vec::new();
     let sources: Vec<Source> = names
         .iter()
         .enumerate()
@@ -242,6 +268,10 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
                 return Source::Missing;
             }
             match File::open(p) {
+                Ok(f) if f.metadata().map(|m| m.is_dir()).unwrap_or(false) => {
+                    dirs.push(p.clone());
+                    Source::Missing
+                }
                 Ok(f) => Source::Read(Box::new(f)),
                 Err(e) => {
                     unopened.push((i, crate::common::errno_text(&e)));
@@ -250,6 +280,9 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
             }
         })
         .collect();
+    if let Some(d) = dirs.first() {
+        return Err(Failure::failed(format!("{d}: is a directory (name the volume file inside it, e.g. {d}/00001.*)")));
+    }
     let set = Set::open(sources, &opts).map_err(|e| join_failure(e, &names))?;
     let mut rebuild = Vec::new();
     if mode == Mode::Rebuild {
@@ -262,7 +295,7 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
             if k >= n || path.is_empty() {
                 return Err(Failure::usage(format!("rebuild: --into '{spec}': the set has volumes 0 to {}", n - 1)));
             }
-            if names.iter().any(|x| x == path) {
+            if names.iter().any(|x| x == path || same_inode(x, path)) {
                 return Err(Failure::usage(format!("rebuild: --into '{spec}': {path} is one of the input volumes")));
             }
             rebuild.push((k, open_out(path)?));

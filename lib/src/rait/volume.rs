@@ -20,6 +20,11 @@ impl VolumeOut {
         VolumeOut { file, seekable, tape, scratch: Vec::new() }
     }
 
+    /// The volume's file metadata (to tell two paths naming one file apart).
+    pub fn metadata(&self) -> io::Result<std::fs::Metadata> {
+        self.file.metadata()
+    }
+
     pub fn seekable(&self) -> bool {
         self.seekable
     }
