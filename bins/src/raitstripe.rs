@@ -29,7 +29,7 @@ fn size_arg(name: &'static str, help: &'static str) -> Arg {
 
 fn common_read_args(cmd: Command) -> Command {
     cmd.arg(size_arg("block-size", "Child block size the set was written with (default: what the volumes record, else 32k)"))
-        .arg(size_arg("header-size", "Size of the first block of every volume (default 32k)"))
+        .arg(size_arg("header-size", "Size of the first block of every volume (default: what the volumes record, else 32k)"))
         .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::SetTrue).help("Print one summary line on stderr"))
         .arg(
             Arg::new("IN")
@@ -173,6 +173,11 @@ fn run_split(a: &ArgMatches) -> Result<u8, Failure> {
         SplitError::Output { volume, err } => Failure::io(&outs[volume], &err),
         SplitError::Parity(e) => Failure::failed(e.to_string()),
     })?;
+    if s.header_striped {
+        eprintln!(
+            "raitstripe: stdin starts with an Amanda header that is not a clean {hs}-byte block (see --header-size): striped as data; Amanda cannot read this set"
+        );
+    }
     if a.get_flag("verbose") {
         eprintln!(
             "raitstripe: split {} payload bytes{} into {} rows over {} volumes ({} data + {} parity, block {})",
@@ -255,7 +260,7 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
     }
     let opts = JoinOptions {
         block: a.get_one::<usize>("block-size").copied(),
-        header_size: a.get_one::<usize>("header-size").copied().unwrap_or(AMANDA_BLOCK),
+        header_size: a.get_one::<usize>("header-size").copied(),
         trust_data: mode == Mode::Join && a.get_flag("trust-data"),
     };
     let mut unopened = Vec::new();

@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
         .enumerate()
         .map(|(i, v)| if i == missing { Source::Missing } else { Source::Read(Box::new(Cursor::new(v))) })
         .collect();
-    let opts = JoinOptions { block: None, header_size: HS, trust_data: flags & 8 != 0 };
+    let opts = JoinOptions { block: None, header_size: if flags & 0x80 != 0 { None } else { Some(HS) }, trust_data: flags & 8 != 0 };
     let Ok(set) = Set::open(sources, &opts) else { return };
     let mut out = Vec::new();
     if let Ok(sum) = set.run(Some(&mut out), &mut [], &mut |_| {}) {

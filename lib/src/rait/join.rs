@@ -39,15 +39,16 @@ pub enum Source {
 pub struct JoinOptions {
     /// The child block size the user asked for (`None`: what the volumes say, or 32 KiB).
     pub block: Option<usize>,
-    /// Size of the first block of every volume.
-    pub header_size: usize,
+    /// Size of the first block of every volume (`None`: what raitstripe's line says, else
+    /// 32 KiB).
+    pub header_size: Option<usize>,
     /// Write the data volumes' bytes when the parity disagrees and the culprit is unknown.
     pub trust_data: bool,
 }
 
 impl Default for JoinOptions {
     fn default() -> Self {
-        JoinOptions { block: None, header_size: AMANDA_BLOCK, trust_data: false }
+        JoinOptions { block: None, header_size: None, trust_data: false }
     }
 }
 
@@ -187,7 +188,7 @@ fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
 impl Set {
     /// Read every volume's first block and check that they form one set.
     pub fn open(sources: Vec<Source>, opts: &JoinOptions) -> Result<Set, JoinError> {
-        let hs = opts.header_size;
+        let hs = opts.header_size.unwrap_or(AMANDA_BLOCK);
         if !(super::MIN_BLOCK..=super::MAX_BLOCK).contains(&hs) {
             return Err(JoinError::Layout(LayoutError::HeaderSize(hs)));
         }
@@ -196,7 +197,6 @@ impl Set {
         let mut firsts: Vec<Option<FirstBlock>> = Vec::with_capacity(n);
         let mut events = Vec::new();
         let mut lost = Vec::new();
-        let mut block = vec![0u8; hs];
         for (i, s) in sources.into_iter().enumerate() {
             let mut r = match s {
                 Source::Missing => {
@@ -208,7 +208,19 @@ impl Set {
                 }
                 Source::Read(r) => r,
             };
-            let (got, err) = read_up_to(&mut *r, &mut block);
+            let mut block = vec![0u8; hs];
+            let (mut got, mut err) = read_up_to(&mut *r, &mut block);
+            // Unless told, the first block is as long as raitstripe's line says.
+            let size = match (opts.header_size, FirstBlock::stated_header_size(&block[..got])) {
+                (None, Some(stated)) => stated,
+                _ => hs,
+            };
+            if err.is_none() && size > got && got == hs {
+                block.resize(size, 0);
+                let (more, e) = read_up_to(&mut *r, &mut block[hs..]);
+                got += more;
+                err = e;
+            }
             if let Some(e) = err {
                 events.push(Event::Missing { volume: i, cause: format!("unreadable: {e}") });
                 lost.push(i);
@@ -216,9 +228,15 @@ impl Set {
                 firsts.push(None);
                 continue;
             }
-            if got < hs {
-                return Err(JoinError::Truncated { volume: i, got, want: hs });
+            if got < size {
+                return Err(JoinError::Truncated { volume: i, got, want: size });
             }
+            if got > size {
+                // read past a smaller first block: give the records back
+                let rest = block[size..got].to_vec();
+                r = Box::new(io::Cursor::new(rest).chain(r));
+            }
+            block.truncate(size);
             let fb = FirstBlock::parse(&block).map_err(|err| JoinError::FirstBlock { volume: i, err })?;
             readers.push(Some(r));
             firsts.push(Some(fb));
@@ -287,7 +305,8 @@ impl Set {
                     (None, Some(st)) => st,
                     (None, None) => AMANDA_BLOCK,
                 };
-                let geo = Geometry::new(n, 1, block, hs, false).map_err(JoinError::Layout)?;
+                let geo = Geometry::new(n, 1, block, f0.amanda.as_ref().map_or(hs, |h| h.len()), false)
+                    .map_err(JoinError::Layout)?;
                 (geo, 0, End::Eof)
             }
         };

@@ -70,6 +70,8 @@ pub enum MetaError {
     Padding { offset: usize },
     /// The first block is neither raitstripe's nor an Amanda header.
     NotAVolume,
+    /// The line says the first block is `stated` bytes but `read` were read.
+    HeaderSize { stated: usize, read: usize },
     /// The line says `header=amanda` but what remains is not an Amanda header, or the
     /// reverse.
     HeaderKind,
@@ -84,6 +86,10 @@ impl fmt::Display for MetaError {
                 write!(f, "metadata checksum mismatch: stored {stored:08x}, computed {computed:08x}")
             }
             MetaError::Padding { offset } => write!(f, "metadata: unexpected byte at offset {offset}"),
+            MetaError::HeaderSize { stated, read } => write!(
+                f,
+                "first block is {stated} bytes (split --header-size {stated}), not {read}: use --header-size {stated}"
+            ),
             MetaError::NotAVolume => write!(f, "neither a raitstripe volume nor an Amanda RAIT child (no header)"),
             MetaError::HeaderKind => write!(f, "metadata does not match the header block"),
         }
@@ -229,7 +235,7 @@ impl FirstBlock {
         }
         let meta = Meta::parse(last)?;
         if meta.geometry.header_size != block.len() {
-            return Err(MetaError::Value { key: "header-size", value: meta.geometry.header_size.to_string() });
+            return Err(MetaError::HeaderSize { stated: meta.geometry.header_size, read: block.len() });
         }
         let amanda = match meta.header {
             HeaderKind::None if line_start == 0 => None,
@@ -244,6 +250,15 @@ impl FirstBlock {
             _ => return Err(MetaError::HeaderKind),
         };
         Ok(FirstBlock { meta: Some(meta), amanda })
+    }
+
+    /// The size of the first block as its metadata line states it, when `bytes` (the start
+    /// of a volume, possibly more or less than the first block) hold a valid line.
+    pub fn stated_header_size(bytes: &[u8]) -> Option<usize> {
+        let text_end = bytes.iter().position(|&b| b == 0)?;
+        let text = bytes[..text_end].strip_suffix(b"\n")?;
+        let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        Meta::parse(&text[start..]).ok().map(|m| m.geometry.header_size)
     }
 
     /// The first block split writes: `amanda` (the stream's header block, which must pass

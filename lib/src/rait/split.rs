@@ -39,6 +39,10 @@ impl std::error::Error for SplitError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SplitSummary {
     pub header: HeaderKind,
+    /// The stream starts like an Amanda header but it could not be kept as one (text not
+    /// ending in a newline, bytes after its NUL, or no room for the line): it was striped as
+    /// data, so Amanda cannot read this set.
+    pub header_striped: bool,
     pub payload: u64,
     pub rows: u64,
 }
@@ -58,6 +62,7 @@ pub fn split<R: Read>(input: &mut R, outs: &mut [VolumeOut], geo: &Geometry, set
     let hs = geo.header_size;
     let got = read_full(input, &mut inbuf[..hs]).map_err(SplitError::Input)?;
     let amanda = got == hs && can_carry_line(&inbuf[..hs]);
+    let header_striped = !amanda && super::looks_like_header(&inbuf[..got]);
     let header_block = if amanda { Some(inbuf[..hs].to_vec()) } else { None };
     let mut carry = if amanda { 0 } else { got };
     let header = if amanda { HeaderKind::Amanda } else { HeaderKind::None };
@@ -122,7 +127,7 @@ pub fn split<R: Read>(input: &mut R, outs: &mut [VolumeOut], geo: &Geometry, set
         };
         r.map_err(|err| SplitError::Output { volume: i, err })?;
     }
-    Ok(SplitSummary { header, payload, rows: rows_done })
+    Ok(SplitSummary { header, header_striped, payload, rows: rows_done })
 }
 
 /// Shard `i` of batch row `r`: a slice of the input row, or of the parity buffer.

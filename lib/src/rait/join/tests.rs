@@ -75,7 +75,7 @@ fn round_trips_every_length_layout_and_loss() {
                 let t = Tmp::new();
                 let input = data(len, (len * 7 + n) as u64);
                 do_split(&t, &input, &g, seekable);
-                let (out, s, _) = do_join(&t, n, &[], &JoinOptions { block: Some(b), header_size: 512, trust_data: false }).unwrap();
+                let (out, s, _) = do_join(&t, n, &[], &JoinOptions { block: Some(b), header_size: Some(512), trust_data: false }).unwrap();
                 assert_eq!(out, input, "n={n} m={m} len={len} seekable={seekable}");
                 assert_eq!(s.payload, len as u64);
                 // every single loss, and every pair with m >= 2
@@ -85,7 +85,7 @@ fn round_trips_every_length_layout_and_loss() {
                         if lost.len() > m {
                             continue;
                         }
-                        let opts = JoinOptions { block: None, header_size: 512, trust_data: false };
+                        let opts = JoinOptions { block: None, header_size: Some(512), trust_data: false };
                         let (out, _, ev) = do_join(&t, n, &lost, &opts).unwrap();
                         assert_eq!(out, input, "n={n} m={m} len={len} lost={lost:?}");
                         assert_eq!(ev.len(), lost.len());
@@ -135,7 +135,7 @@ fn checksums_locate_and_repair_and_plain_parity_refuses() {
         let off = g.record_offset(5) as usize + 17;
         v[off] ^= 0xff;
         std::fs::write(t.vol(1), &v).unwrap();
-        let opts = JoinOptions { block: None, header_size: 1024, trust_data: false };
+        let opts = JoinOptions { block: None, header_size: Some(1024), trust_data: false };
         let r = do_join(&t, 3, &[], &opts);
         if sums {
             let (out, s, ev) = r.unwrap();
@@ -160,7 +160,7 @@ fn reed_solomon_locates_one_bad_record_without_checksums() {
     let mut v = std::fs::read(t.vol(3)).unwrap();
     v[g.record_offset(2) as usize] ^= 1;
     std::fs::write(t.vol(3), &v).unwrap();
-    let (out, s, ev) = do_join(&t, 5, &[], &JoinOptions { block: None, header_size: 512, trust_data: false }).unwrap();
+    let (out, s, ev) = do_join(&t, 5, &[], &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
     assert_eq!(out, input);
     assert_eq!(s.damaged_records, 1);
     assert_eq!(ev, vec![Event::Located { volume: 3, record: 2, offset: g.record_offset(2) }]);
@@ -176,7 +176,7 @@ fn truncated_volume_is_rebuilt_from_where_it_stops() {
         let v = std::fs::read(t.vol(0)).unwrap();
         // cut in the middle of record 20
         std::fs::write(t.vol(0), &v[..g.record_offset(20) as usize + 100]).unwrap();
-        let (out, _, ev) = do_join(&t, 3, &[], &JoinOptions { block: None, header_size: 512, trust_data: false }).unwrap();
+        let (out, _, ev) = do_join(&t, 3, &[], &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
         assert_eq!(out, input, "seekable={seekable}");
         assert!(matches!(ev[..], [Event::Ended { volume: 0, record: 20, .. }]), "{ev:?}");
     }
@@ -190,7 +190,7 @@ fn mixed_sets_order_and_counts_are_refused() {
     do_split(&a, &data(5000, 1), &g, true);
     let mut outs: Vec<VolumeOut> = (0..3).map(|i| VolumeOut::new(File::create(b.vol(i)).unwrap(), true, false)).collect();
     split(&mut Cursor::new(data(5000, 1)), &mut outs, &g, 0xbeef).unwrap();
-    let opts = JoinOptions { block: None, header_size: 512, trust_data: false };
+    let opts = JoinOptions { block: None, header_size: Some(512), trust_data: false };
     let src = vec![
         Source::Read(Box::new(File::open(a.vol(0)).unwrap())),
         Source::Read(Box::new(File::open(b.vol(1)).unwrap())),
@@ -220,7 +220,7 @@ fn rebuild_regenerates_a_lost_volume_byte_for_byte() {
         do_split(&t, &data(33_333, 2), &g, seekable);
         let orig = std::fs::read(t.vol(1)).unwrap();
         std::fs::remove_file(t.vol(1)).unwrap();
-        let set = Set::open(sources(&t, 4, &[1]), &JoinOptions { block: None, header_size: 512, trust_data: false }).unwrap();
+        let set = Set::open(sources(&t, 4, &[1]), &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
         let p = t.0.join("new1");
         let mut rb = vec![(1usize, VolumeOut::new(File::create(&p).unwrap(), seekable, false))];
         set.run(None, &mut rb, &mut |_| {}).unwrap();
@@ -259,7 +259,7 @@ fn read_error_mid_volume_rebuilds_that_very_record() {
         Source::Read(Box::new(Failing { inner: File::open(t.vol(1)).unwrap(), ok: fail_at })),
         Source::Read(Box::new(File::open(t.vol(2)).unwrap())),
     ];
-    let set = Set::open(src, &JoinOptions { block: None, header_size: 512, trust_data: false }).unwrap();
+    let set = Set::open(src, &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
     let mut out = Vec::new();
     let mut ev = Vec::new();
     set.run(Some(&mut out), &mut [], &mut |e| ev.push(e.clone())).unwrap();
@@ -294,7 +294,7 @@ fn property_random_lengths_and_layouts() {
         let mut lost_sorted = lost.clone();
         lost_sorted.sort();
         lost_sorted.dedup();
-        let opts = JoinOptions { block: None, header_size: g.header_size, trust_data: false };
+        let opts = JoinOptions { block: None, header_size: None, trust_data: false };
         let (out, s, _) = do_join(&t, n, &lost_sorted, &opts).unwrap();
         assert_eq!(out, input, "{g:?} len={len} lost={lost_sorted:?} seekable={seekable}");
         assert_eq!(s.payload, len as u64);
