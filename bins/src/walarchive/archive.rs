@@ -98,7 +98,7 @@ pub fn scan(root: &Path) -> io::Result<Scan> {
             }
         }
     }
-    s.entries.sort_by(|a, b| a.stored.wal.to_string().cmp(&b.stored.wal.to_string()));
+    s.entries.sort_by_cached_key(|e| e.stored.wal.to_string());
     Ok(s)
 }
 
