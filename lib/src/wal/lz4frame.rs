@@ -135,11 +135,21 @@ pub fn compress_parallel<E>(
     sink(&header)?;
     let mut total = header.len() as u64;
     let nblocks = src.len().div_ceil(BLOCK_SIZE);
+    if threads <= 1 || nblocks <= 1 {
+        // No worker threads for one block or one core: nothing to overlap.
+        for blk in src.chunks(BLOCK_SIZE) {
+            let b = encode_block(blk, level);
+            sink(&b)?;
+            total += b.len() as u64;
+        }
+        sink(&END_MARK)?;
+        return Ok(total + END_MARK.len() as u64);
+    }
     let next = AtomicUsize::new(0);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let result = std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads.max(1) * 2);
-        for _ in 0..threads.max(1) {
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 2);
+        for _ in 0..threads {
             let tx = tx.clone();
             let (next, stop) = (&next, &stop);
             s.spawn(move || loop {
