@@ -91,6 +91,14 @@ pub fn command() -> Command {
                         .help("Accept this WAL page magic although it is not a known release (e.g. 0xD121)"),
                 )
                 .arg(
+                    Arg::new("ahead")
+                        .long("ahead")
+                        .value_name("N")
+                        .value_parser(value_parser!(u16).range(0..=256))
+                        .default_value("0")
+                        .help("Also push up to N following segments marked .ready in pg_wal/archive_status, in parallel (PostgreSQL's next calls then only confirm them)"),
+                )
+                .arg(
                     Arg::new("threads")
                         .long("threads")
                         .value_name("N")

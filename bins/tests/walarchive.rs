@@ -582,3 +582,39 @@ fn one_mib_segments() {
     let o = wa(&["list", "--archive", e.arch.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("2 segments, 0 gaps"));
 }
+
+#[test]
+fn ahead_pushes_ready_segments_with_the_same_checks() {
+    let e = env("ahead");
+    // A pg_wal as PostgreSQL leaves it: segments and their .ready markers.
+    let pg_wal = e.s.path("pg_wal");
+    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    for n in [SEG9, SEG0A, "00000001000000000000000B"] {
+        let src = if n == "00000001000000000000000B" { e.src.join("00000001000000000000001C") } else { e.src.join(n) };
+        fs::copy(src, pg_wal.join(n)).unwrap();
+        fs::write(pg_wal.join("archive_status").join(format!("{n}.ready")), b"").unwrap();
+    }
+    fs::write(pg_wal.join("archive_status/00000002.history.ready"), b"").unwrap();
+    let o = e.push_from(&pg_wal.join(SEG9), SEG9, &["--ahead", "8"]);
+    ok(&o);
+    assert_eq!(e.stored(SEG9).len(), 1);
+    assert_eq!(e.stored(SEG0A).len(), 1, "0A was not pushed ahead");
+    // 0B holds another cluster's segment (1C of cluster B): refused ahead too (silently),
+    // and loudly when PostgreSQL asks for it.
+    assert!(e.stored("00000001000000000000000B").is_empty());
+    let o = e.push_from(&pg_wal.join("00000001000000000000000B"), "00000001000000000000000B", &["--ahead", "8"]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).starts_with("walarchive: 00000001000000000000000B: page address 0/1C00000"), "{}", stderr(&o));
+    // PostgreSQL's call for 0A: confirmed (same content), and still refused if it differed.
+    ok(&e.push_from(&pg_wal.join(SEG0A), SEG0A, &["--ahead", "8"]));
+    let mut d = fs::read(pg_wal.join(SEG0A)).unwrap();
+    d[200_000] ^= 1;
+    fs::write(pg_wal.join(SEG0A), &d).unwrap();
+    let o = e.push_from(&pg_wal.join(SEG0A), SEG0A, &[]);
+    assert_eq!(status_code(&o), 1);
+    assert!(stderr(&o).contains("already archived with different content"));
+    let dest = e.s.path("back");
+    ok(&e.fetch(SEG0A, &dest));
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG0A)).unwrap());
+    assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()]).status.success());
+}

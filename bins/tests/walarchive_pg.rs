@@ -112,7 +112,7 @@ fn pitr_timeline_switch_cleanup_and_corruption() {
     let s = Scratch::new("pgpitr");
     let archive = s.path("walarch");
     fs::create_dir(&archive).unwrap();
-    let (sb, w) = primary(&s.0, 55410, &archive, "");
+    let (sb, w) = primary(&s.0, 55410, &archive, " --ahead 8");
     let fetch = format!("{w} fetch %f %p --archive {}", archive.display());
     let push = format!("{w} push %p %f --archive {}", archive.display());
 

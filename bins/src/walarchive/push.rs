@@ -24,6 +24,7 @@ use crate::common::{errno_text, Failure, IoContext};
 /// Temporary files older than this are leftovers of a killed push and are removed.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
+#[derive(Clone, Copy)]
 struct Opts {
     compress: bool,
     level: i32,
@@ -49,17 +50,81 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
         threads: m
             .get_one::<u16>("threads")
             .map(|&t| usize::from(t))
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            .unwrap_or_else(cpus),
     };
+    let ahead = usize::from(*m.get_one::<u16>("ahead").expect("default"));
     let wal = WalName::parse(name_s).map_err(|e| Failure::failed(format!("{name_s}: invalid WAL file name: {e}")))?;
-    let name = wal.to_string();
     match fs::metadata(root) {
         Ok(md) if md.is_dir() => {}
         Ok(_) => return Err(Failure::failed(format!("{}: archive is not a directory", root.display()))),
         Err(e) => return Err(Failure::io(format_args!("{}: archive", root.display()), &e)),
     }
-    let data = fs::read(path).ctx(path)?;
-    validate(root, &wal, &data, &o)?;
+    let next = if ahead > 0 && wal.kind == WalKind::Segment { ready_after(Path::new(path), &wal, ahead) } else { Vec::new() };
+    if next.is_empty() {
+        return push_one(Path::new(path), &wal, root, &o);
+    }
+    push_ahead(Path::new(path), &wal, next, root, o)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Segments after `wal` that PostgreSQL has marked `.ready` in `dirname(%p)/archive_status`
+/// (what it will ask for next), at most `n`, in the order it will ask.
+fn ready_after(path: &Path, wal: &WalName, n: usize) -> Vec<(PathBuf, WalName)> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    let Ok(rd) = fs::read_dir(dir.join("archive_status")) else { return Vec::new() };
+    let me = wal.to_string();
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".ready").map(str::to_string))
+        .filter(|f| f.len() == 24 && *f > me)
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|f| WalName::parse(&f).ok().map(|w| (dir.join(&f), w)))
+        .filter(|(_, w)| w.kind == WalKind::Segment)
+        .take(n)
+        .collect()
+}
+
+/// `--ahead`: push `%f` and the next `.ready` segments at once, one per core, each through
+/// exactly the same checks and durable steps as a single push. Only `%f`'s outcome decides
+/// the exit status; a failing segment ahead is left for PostgreSQL to ask for (and to get
+/// its own error then). Waits for all before exiting, so no push is cut short.
+fn push_ahead(path: &Path, wal: &WalName, next: Vec<(PathBuf, WalName)>, root: &Path, o: Opts) -> Result<u8, Failure> {
+    let workers = o.threads.max(1).min(next.len() + 1);
+    let per = Opts { threads: (o.threads / workers).max(1), ..o };
+    let mut queue: Vec<(PathBuf, WalName)> = next;
+    queue.reverse();
+    let queue = std::sync::Mutex::new(queue);
+    std::thread::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(|| loop {
+                let job = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+                let Some((p, w)) = job else { break };
+                let _ = push_one(&p, &w, root, &per);
+            });
+        }
+        let mine = push_one(path, wal, root, &per);
+        loop {
+            let job = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
+            let Some((p, w)) = job else { break };
+            let _ = push_one(&p, &w, root, &per);
+        }
+        mine
+    })
+}
+
+/// Archive one file: validate, then write durably or accept an identical archived copy.
+fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Failure> {
+    let wal = *wal;
+    let name = wal.to_string();
+    let data = fs::read(path).ctx(path.display())?;
+    validate(root, &wal, &data, o)?;
     let dir = archive::dir_for(root, &wal);
     ensure_dir(root, &dir, o.dir_mode)?;
 
@@ -77,7 +142,7 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     );
     let mut tmp = TempFile::create(&dir, &tmp_name, o.file_mode).map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
-    let hash = write_content(&mut tmp, &data, compress, &o).map_err(|e| io_fail(&name, &dir, "writing", &e))?;
+    let hash = write_content(&mut tmp, &data, compress, o).map_err(|e| io_fail(&name, &dir, "writing", &e))?;
     tmp.file.sync_all().map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
     let stored = StoredName { wal, hash, compressed: compress };
 
@@ -246,11 +311,14 @@ fn already_archived(name: &str, dir: &Path, existing: &[Entry], hash: &[u8; 32])
             hex(hash)
         )));
     }
-    let bytes = fs::read(&e.path).ctx(e.path.display())?;
-    store::decode_stored(&e.stored, &bytes, 1 << 30).map_err(|err| {
-        Failure::failed(format!("{name}: archived copy {} is corrupt: {err}", e.path.display()))
-    })?;
-    fs::File::open(&e.path).and_then(|f| f.sync_all()).ctx(e.path.display())?;
+    // Same BLAKE3 = same content (spec §1.4). The stored copy reached its final name only
+    // by a rename after fsync, so it is complete; `verify` re-reads archived files. Make it
+    // durable again (the earlier push may have died before its directory fsync).
+    let f = fs::File::open(&e.path).ctx(e.path.display())?;
+    if f.metadata().ctx(e.path.display())?.len() == 0 {
+        return Err(Failure::failed(format!("{name}: archived copy {} is empty (run walarchive verify)", e.path.display())));
+    }
+    f.sync_all().ctx(e.path.display())?;
     durable::sync_dir(dir).ctx(dir.display())?;
     Ok(0)
 }
