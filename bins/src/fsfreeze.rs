@@ -13,7 +13,7 @@
 //! a hint in parentheses after util-linux's text; an unknown option exits 2 (clap), not 1.
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{Child, ExitCode, ExitStatus};
@@ -234,7 +234,9 @@ fn report(reports: &[FreezeReport], verbose: bool) -> bool {
                 Some(Errno::EINVAL) => "; somebody else thawed it first".to_string(),
                 Some(e) => format!("; thaw failed: {}", freeze::strerror(e)),
             };
-            eprintln!(
+            // Not eprintln!: it panics on a closed stderr, and SIGPIPE is ignored on purpose.
+            let _ = writeln!(
+                io::stderr(),
                 "fsfreeze: {}: frozen for {} (freeze {}, thaw {}{note})",
                 r.path.display(),
                 ms(r.frozen),
@@ -243,7 +245,7 @@ fn report(reports: &[FreezeReport], verbose: bool) -> bool {
             );
         }
         if let Some(e) = r.error() {
-            eprintln!("fsfreeze: {e}");
+            let _ = writeln!(io::stderr(), "fsfreeze: {e}");
             ok = false;
         }
     }
@@ -295,7 +297,8 @@ fn run_guarded(m: &ArgMatches, verbose: bool) -> Result<u8, Failure> {
 
     // Block the signals we handle before anything is frozen: from here on they queue on the
     // signalfd and can never kill us between a freeze and its thaw. Children get a clean
-    // mask (std resets it in the child; the watchdog resets its own).
+    // mask: std would pass this one on, so COMMAND is spawned with an empty one, and the
+    // watchdog resets its own.
     let mut mask = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
         mask.add(s);
@@ -316,7 +319,9 @@ fn run_guarded(m: &ArgMatches, verbose: bool) -> Result<u8, Failure> {
         lampvault::sys::watchdog::die_by_signal(sig);
     }
 
-    let mut child = match std::process::Command::new(argv[0]).args(&argv[1..]).spawn() {
+    let mut cmd = std::process::Command::new(argv[0]);
+    cmd.args(&argv[1..]);
+    let mut child = match lampvault::sys::watchdog::exec_with_empty_sigmask(&mut cmd).spawn() {
         Ok(c) => c,
         Err(e) => {
             report(&guard.thaw_all(), verbose);

@@ -130,6 +130,7 @@ impl GuardedFreeze {
             orphan_prefix,
             frozen_since: Vec::new(),
             keep: Vec::new(),
+            thawed: Vec::new(),
         };
         let pid = child::spawn(&mut plan).map_err(|e| watchdog_err(format!("fork: {}", e.desc())))?;
         // Only the watchdog may hold these two: the control pipe's EOF must mean "owner died".

@@ -14,8 +14,9 @@
 //! `std::io` — only `poll`, `read`, `write`, `ioctl`, `clock_gettime`, `close_range`,
 //! `sigaction`, `chdir` and `_exit` on memory prepared by the parent. It never writes to a
 //! target filesystem: its cwd is `/`, it logs only to fd 2, and only when orphaned.
-//! SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGPIPE are ignored so a terminal's ^C or a closed status
-//! pipe cannot kill it before it has thawed; SIGKILL of the watchdog itself is detected by
+//! SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGPIPE are ignored and it has its own process group, so a
+//! terminal's ^C, `kill -9 -PGID` of the owner's job or a closed status pipe cannot kill it
+//! before it has thawed (a cgroup-wide SIGKILL still can: nothing survives that); SIGKILL of the watchdog itself is detected by
 //! the parent (status pipe EOF), which then thaws with its own fds.
 
 use std::os::fd::{BorrowedFd, RawFd};
@@ -104,6 +105,8 @@ pub struct Plan {
     pub frozen_since: Vec<u64>,
     /// Scratch: fds to keep, sorted (filled by `spawn`).
     pub keep: Vec<RawFd>,
+    /// Scratch: per target, (errno + 1, frozen ns) of its thaw; 0 = not thawed here.
+    pub thawed: Vec<(i32, u64)>,
 }
 
 /// Fork the watchdog. Returns its pid in the parent; the child never returns.
@@ -113,6 +116,7 @@ pub struct Plan {
 /// `control_write`).
 pub fn spawn(plan: &mut Plan) -> nix::Result<Pid> {
     plan.frozen_since = vec![0; plan.targets.len()];
+    plan.thawed = vec![(0, 0); plan.targets.len()];
     let mut keep = plan.targets.clone();
     keep.extend([2, plan.control_read, plan.status_write]);
     keep.sort_unstable();
@@ -203,13 +207,23 @@ fn thaw_all(plan: &mut Plan, reason: Reason) {
             Err(e) => e as i32,
         };
         send(plan, Record { kind: b'T', aux: reason as u8, index: i as u32, errno, start_ns: start, end_ns: end });
-        if reason == Reason::OwnerGone {
-            if let Some(prefix) = &plan.orphan_prefix {
+        plan.thawed[i] = (errno + 1, end - since);
+    }
+    // Messages only once everything is thawed: a write to stderr may block (a full pipe, a
+    // terminal) and must not delay a thaw.
+    if reason == Reason::OwnerGone {
+        if let Some(prefix) = &plan.orphan_prefix {
+            for i in (0..plan.targets.len()).rev() {
+                let (e1, held) = plan.thawed[i];
+                if e1 == 0 {
+                    continue;
+                }
+                let errno = e1 - 1;
                 let mut line = [0u8; 4352];
                 let mut n = put(&mut line, 0, &prefix[i]);
                 if errno == 0 || errno == Errno::EINVAL as i32 {
                     n = put(&mut line, n, b"watchdog: owner process died; thawed after ");
-                    n = put_u64(&mut line, n, (end - since) / 1_000_000);
+                    n = put_u64(&mut line, n, held / 1_000_000);
                     n = put(&mut line, n, b" ms\n");
                 } else {
                     n = put(&mut line, n, b"watchdog: owner process died; unfreeze failed: errno ");
@@ -228,13 +242,16 @@ fn child_main(plan: &mut Plan) -> ! {
     // has thawed.
     // SAFETY: plain system calls on integers, a local sigset and a static string.
     unsafe {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE] {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE, libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN] {
             libc::signal(sig, libc::SIG_IGN);
         }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::chdir(c"/".as_ptr());
+        // Its own process group: `kill -9 -PGID` of the owner's job must not take the
+        // watchdog with it (an ioctl interrupted that way would leave a freeze nobody owns).
+        libc::setpgid(0, 0);
         // Close everything but the fds we need (stdout, the parent's pipe ends, whatever
         // else was open): nobody must wait for EOF on a pipe because the watchdog holds it.
         let mut lo: libc::c_uint = 0;
@@ -286,6 +303,13 @@ fn child_main(plan: &mut Plan) -> ! {
         }
         match cmd[0] {
             CMD_FREEZE if next < plan.targets.len() => {
+                // A request read after the owner died (it is still in the pipe): do not
+                // freeze for nobody.
+                let mut hup = libc::pollfd { fd: plan.control_read, events: 0, revents: 0 };
+                // SAFETY: one valid pollfd, zero timeout.
+                if unsafe { libc::poll(&mut hup, 1, 0) } > 0 && hup.revents & libc::POLLHUP != 0 {
+                    break Reason::OwnerGone;
+                }
                 let i = next;
                 next += 1;
                 let start = now_ns();
@@ -309,6 +333,23 @@ fn child_main(plan: &mut Plan) -> ! {
     // SAFETY: `_exit` ends the child without running the parent's atexit handlers or
     // destructors, which must not run twice.
     unsafe { libc::_exit(0) }
+}
+
+/// Make `cmd`'s child start with an empty signal mask. The owner of a freeze blocks
+/// SIGINT/SIGTERM/SIGHUP/SIGCHLD (it reads them from a signalfd), and std's spawn hands the
+/// parent's mask to the child unchanged (**measured**: `sleep` then ignores SIGTERM).
+pub fn exec_with_empty_sigmask(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls `pthread_sigmask`
+    // (async-signal-safe) on a local, initialised set.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        })
+    }
 }
 
 /// End this process by `sig` as if it had never been caught (default action restored,
