@@ -59,7 +59,7 @@ fn slice<'a>(binlogs: &[Binlog<'a>], r: Range) -> &'a [u8] {
 
 pub fn run(a: CutArgs) -> Result<u8, Failure> {
     input::check_stdin_once(&a.files)?;
-    let inputs: Vec<Input> = a.files.iter().map(|f| input::load(f)).collect::<Result<_, _>>()?;
+    let inputs: Vec<Input> = a.files.iter().map(|f| input::load(f, true)).collect::<Result<_, _>>()?;
     let mut binlogs = Vec::with_capacity(inputs.len());
     for i in &inputs {
         binlogs.push(Binlog::open(&i.bytes).map_err(|e| input::failure(&i.name, &e))?);

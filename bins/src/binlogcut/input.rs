@@ -16,13 +16,13 @@ pub struct Input {
     pub bytes: Bytes,
 }
 
-/// Read or map `path`.
-pub fn load(path: &str) -> Result<Input, Failure> {
+/// Read or map `path` (`populate`: pre-fault the whole map, for full reads).
+pub fn load(path: &str, populate: bool) -> Result<Input, Failure> {
     let bytes = if is_stdio(path) {
         mapped::read_all(std::io::stdin().lock()).ctx("-")?
     } else {
         let f = std::fs::File::open(path).ctx(path)?;
-        mapped::load(f).ctx(path)?
+        mapped::load(f, populate).ctx(path)?
     };
     Ok(Input { name: path.to_string(), bytes })
 }

@@ -46,7 +46,7 @@ pub fn run(a: ListArgs) -> Result<u8, Failure> {
     let mut w = BufWriter::new(stdout.lock());
     let mut worst: Option<Failure> = None;
     for f in &a.files {
-        let inp = input::load(f)?;
+        let inp = input::load(f, true)?;
         let b = match Binlog::open(&inp.bytes) {
             Ok(b) => b,
             Err(e) => {

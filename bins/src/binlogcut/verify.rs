@@ -31,7 +31,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
         }
     };
     for f in &a.files {
-        let inp = match input::load(f) {
+        let inp = match input::load(f, true) {
             Ok(i) => i,
             Err(e) => {
                 note(e.code, e.msg);
@@ -47,18 +47,8 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
             }
         };
         let len = b.len();
-        let mut n = 0u64;
-        let mut bad = None;
-        let mut evs = b.events(true);
-        for ev in evs.by_ref() {
-            match ev {
-                Ok(_) => n += 1,
-                Err(e) => {
-                    bad = Some(e);
-                    break;
-                }
-            }
-        }
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+        let (n, bad) = lampvault::binlog::verify::verify_all(&b, threads);
         match bad {
             None => {
                 if a.verbose {

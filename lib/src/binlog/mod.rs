@@ -19,6 +19,7 @@ pub mod gtid;
 pub mod reader;
 pub mod select;
 pub mod types;
+pub mod verify;
 
 pub use error::{Error, ErrorKind};
 pub use group::{Group, Groups, Kind};
