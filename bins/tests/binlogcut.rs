@@ -228,6 +228,20 @@ fn windows_decode_like_the_peer() {
         vec!["--stop-position=0-1-25".into(), stmt(1), stmt(2)],
         vec!["--stop-datetime=2026-11-24 15:24:29".into(), stmt(1), stmt(2)],
         vec!["--start-datetime=2026-11-24 15:24:00".into(), "--stop-datetime=2026-11-24 15:24:12".into(), row(1)],
+        // MySQL 5.7, anonymous GTIDs, 14 hours of transactions
+        vec![
+            "--start-datetime=2018-05-04 11:14:22".into(),
+            "--stop-datetime=2018-05-04 11:23:21".into(),
+            f("mysql/mysql-bin.checksum-crc32"),
+        ],
+        // MariaDB 10.0, 1381 groups whose timestamps often go backwards
+        vec![
+            "--start-datetime=2014-04-11 10:02:09".into(),
+            "--stop-datetime=2014-04-11 10:06:14".into(),
+            f("mariadb/mdev6020-mysql-bin.000001"),
+        ],
+        vec!["--start-position=0-1-700".into(), "--stop-position=0-1-1380".into(), f("mariadb/mdev6020-mysql-bin.000001")],
+        vec!["--stop-position=259842".into(), f("mariadb/mdev6020-mysql-bin.000001")],
     ];
     for w in windows {
         let args: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -536,4 +550,25 @@ fn head_c1() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains(" fe"), "{out}");
     assert!(out.contains("status 141"), "{out}");
+}
+
+/// Datetimes are local time, as mysqlbinlog's: the same instant named in another zone
+/// gives the same cut, and the peer agrees in that zone.
+#[test]
+fn datetime_is_local_time() {
+    let row = |n: u8| f(&format!("mariadb-pitr/row-crc32/binlogs/mysql-bin.00000{n}"));
+    let utc = run(&["--stop-datetime=2026-11-24 15:24:17", &row(1), &row(2)]);
+    let berlin = Command::new(bin("binlogcut"))
+        .env("TZ", "Europe/Berlin")
+        .args(["--stop-datetime=2026-11-24 16:24:17", &row(1), &row(2)])
+        .output()
+        .unwrap();
+    assert_eq!(status_code(&berlin), 0);
+    assert_eq!(utc.stdout, berlin.stdout);
+    let early = Command::new(bin("binlogcut"))
+        .env("TZ", "Europe/Berlin")
+        .args(["--stop-datetime=2026-11-24 15:24:17", &row(1), &row(2)])
+        .output()
+        .unwrap();
+    assert!(early.stdout.len() < 300, "an hour earlier in Berlin: before every transaction");
 }
