@@ -572,3 +572,32 @@ fn datetime_is_local_time() {
         .unwrap();
     assert!(early.stdout.len() < 300, "an hour earlier in Berlin: before every transaction");
 }
+
+/// Incident events and unknown event types inside the window are refused unless --force.
+#[test]
+fn incident_and_unknown_types() {
+    let inc = f("mysql/bug40482-bin.000001");
+    let o = run(&[&inc]);
+    assert_eq!(status_code(&o), 3);
+    assert_eq!(
+        stderr(&o),
+        format!("binlogcut: {inc}: offset 106: incident event: the server lost changes here (use --force to cut past it)\n")
+    );
+    let o = run(&["--force", &inc]);
+    assert_eq!(status_code(&o), 0);
+    assert!(stderr(&o).contains("offset 106: warning: incident event skipped (--force)"));
+    // no checksums in this file, so a changed type code is still well framed
+    let s = Scratch::new("blc-unknown");
+    let p = copy_to(&s, "mariadb-pitr/stmt-none/binlogs/mysql-bin.000002");
+    let mut d = std::fs::read(&p).unwrap();
+    d[411 + 4] = 200; // the Query at 411 becomes type 200
+    std::fs::write(&p, &d).unwrap();
+    let ps = p.to_str().unwrap();
+    let o = run(&[ps]);
+    assert_eq!(status_code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("offset 411: unknown event type 200 (use --force to copy it)"), "{}", stderr(&o));
+    let o = run(&["--stop-position=373", ps]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    let l = run(&["list", ps]);
+    assert!(String::from_utf8_lossy(&l.stdout).contains("\t373\t547\t2026-11-24 15:24:27\t0-1-21\t174\tGtid,Unknown,Xid"));
+}

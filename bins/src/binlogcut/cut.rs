@@ -184,7 +184,7 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
                         warn(format_args!("{name}: offset {}: warning: incident event skipped (--force)", g.start));
                     }
                 }
-                Decision::Keep | Decision::KeepThenStop => keep(a, &mut p, &g, i, fde, name)?,
+                Decision::Keep | Decision::KeepThenStop => keep(a, &mut p, &g, b, fde, name)?,
             }
             if d == Decision::KeepThenStop {
                 break 'files;
@@ -199,7 +199,8 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
     Ok(p)
 }
 
-fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, file: usize, fde: Range, name: &str) -> Result<(), Failure> {
+fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, b: &Binlog<'_>, fde: Range, name: &str) -> Result<(), Failure> {
+    let file = fde.file;
     if !g.complete {
         warn(format_args!(
             "{name}: offset {}: warning: incomplete transaction (the file ends inside it) left out",
@@ -207,14 +208,20 @@ fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, file: usize, fde: Range, name:
         ));
         return Ok(());
     }
-    if g.kind == Kind::Unknown {
+    if let Some(t) = g.unknown_type {
+        // the offset of the unknown event itself
+        let fmt = parse_fde(&b.data[fde.start as usize..fde.end as usize], fde.start, false).unwrap_or_else(|_| b.format.clone());
+        let at = b
+            .events_at(g.start, fmt, false)
+            .map_while(Result::ok)
+            .take_while(|e| e.offset < g.end)
+            .find(|e| e.type_code() == t)
+            .map(|e| e.offset)
+            .unwrap_or(g.start);
         if !a.force {
-            return Err(Failure::new(
-                EXIT_DAMAGED,
-                format!("{name}: offset {}: unknown event type {} (use --force to copy it)", g.start, g.first_type()),
-            ));
+            return Err(Failure::new(EXIT_DAMAGED, format!("{name}: offset {at}: unknown event type {t} (use --force to copy it)")));
         }
-        warn(format_args!("{name}: offset {}: warning: unknown event type {} copied (--force)", g.start, g.first_type()));
+        warn(format_args!("{name}: offset {at}: warning: unknown event type {t} copied (--force)"));
     }
     p.groups += 1;
     let gt = g.gtid.to_string();

@@ -77,6 +77,8 @@ pub struct Group<'a> {
     pub statements: Vec<&'a [u8]>,
     /// False when the file (or the next group) began before this group's end event.
     pub complete: bool,
+    /// Type code of the first event of a type no known server writes, if any.
+    pub unknown_type: Option<u8>,
 }
 
 impl Group<'_> {
@@ -301,6 +303,7 @@ impl<'a> Groups<'a> {
             statement: None,
             statements: Vec::new(),
             complete: true,
+            unknown_type: None,
         }
     }
 
@@ -310,6 +313,9 @@ impl<'a> Groups<'a> {
         g.max_ts = g.max_ts.max(ev.header.timestamp);
         g.events += 1;
         g.types.add(ev.type_code());
+        if g.unknown_type.is_none() && types::role(ev.type_code()) == Role::Unknown {
+            g.unknown_type = Some(ev.type_code());
+        }
         if let Some(t) = text {
             if q == Q::Other && g.statement.is_none() {
                 g.statement = Some(t);
