@@ -9,6 +9,8 @@
 //! * `--stop-position=N` keeps a group only when all its events start before N (the peer
 //!   prints events starting before N, possibly half a group);
 //! * `--start-position=N` in the middle of a group starts at the next group;
+//! * `--start-datetime`: the window opens at the first group whose time is ≥ T, or at the
+//!   first control event (not the FDE) with a timestamp ≥ T, like the peer's first event;
 //! * start GTIDs skip groups of that domain with seq_no ≤ N (exclusive), stop GTIDs keep
 //!   them up to seq_no N (inclusive) and end the cut when every listed domain is done.
 //!
@@ -110,6 +112,13 @@ impl Selector {
             }
         }
         if g.kind == Kind::Control {
+            // as the peer: the first event at or after --start-datetime opens the window,
+            // control events (Gtid_list, Rotate, ...) included, the FDE excepted
+            if let Some(t) = self.w.start_time {
+                if g.first_type() != super::types::FORMAT_DESCRIPTION && i64::from(g.max_ts) >= t {
+                    self.started_time = true;
+                }
+            }
             return Decision::Skip;
         }
         if let Some(t) = self.w.stop_time {
