@@ -106,17 +106,29 @@ fn push_ahead(path: &Path, wal: &WalName, next: Vec<(PathBuf, WalName)>, root: &
             s.spawn(|| loop {
                 let job = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
                 let Some((p, w)) = job else { break };
-                let _ = push_one(&p, &w, root, &per);
+                push_ahead_one(&p, &w, root, &per);
             });
         }
         let mine = push_one(path, wal, root, &per);
         loop {
             let job = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
             let Some((p, w)) = job else { break };
-            let _ = push_one(&p, &w, root, &per);
+            push_ahead_one(&p, &w, root, &per);
         }
         mine
     })
+}
+
+/// One segment ahead: skipped when its name is archived already (PostgreSQL's own call will
+/// compare contents), errors ignored (that call reports them).
+fn push_ahead_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) {
+    let dir = archive::dir_for(root, wal);
+    match archive::entries_for(&dir, &wal.to_string()) {
+        Ok((found, _)) if found.is_empty() => {
+            let _ = push_one(path, wal, root, o);
+        }
+        _ => {}
+    }
 }
 
 /// Archive one file: validate, then write durably or accept an identical archived copy.
