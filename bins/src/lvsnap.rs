@@ -343,11 +343,9 @@ fn create_opts(a: &ArgMatches, name: String) -> Result<CreateOpts, Failure> {
     }
     if let Some(fz) = &o.freeze {
         // The filesystem at MOUNTPOINT must be the one on ORIGIN: that is what the
-        // suspend freezes.
-        use std::os::unix::fs::MetadataExt;
-        let st = std::fs::metadata(fz).map_err(|e| Failure::io(fz.display(), &e))?;
-        let want = backend::block_devno(&o.origin);
-        if want != Some((libc::major(st.dev()), libc::minor(st.dev()))) {
+        // suspend freezes (lampvault::freeze resolves the mount by statx mnt_id).
+        let mi = lampvault::freeze::mount_point_of(fz).map_err(|e| Failure::failed(e.to_string()))?;
+        if backend::block_devno(&o.origin) != Some(mi.entry.dev) {
             return Err(Failure::failed(format!("{}: not a filesystem on {}", fz.display(), o.origin.display())));
         }
     }
@@ -357,11 +355,14 @@ fn create_opts(a: &ArgMatches, name: String) -> Result<CreateOpts, Failure> {
 /// Take the snapshot, undoing every step in reverse on failure or signal.
 fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
     require_root()?;
+    let mut lvm = None;
     let snapshot = match o.kind {
         Kind::Btrfs | Kind::Reflink => ops::path_target(&o.origin, o.dest.as_deref(), &o.name)?.to_string_lossy().into_owned(),
         Kind::Lvm => {
-            let (vg, _) = backend::lvm_names(&o.origin)?;
-            format!("/dev/{vg}/{}", o.name)
+            let names = backend::lvm_names(&o.origin)?;
+            let p = format!("/dev/{}/{}", names.0, o.name);
+            lvm = Some(names);
+            p
         }
         Kind::Dm => format!("/dev/mapper/{}", o.name),
     };
@@ -394,7 +395,7 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         let t0 = Instant::now();
         // The record already says where the snapshot will be; a failing `make` cleans up
         // after itself, so only a successful one is undone here.
-        let (extra, blocked) = ops::make(o.kind, &o.origin, &rec, o.size, false)?;
+        let (extra, blocked) = ops::make(o.kind, &o.origin, &rec, o.size, false, lvm.as_ref())?;
         made = true;
         let snap_time = t0.elapsed();
         if extra.is_some() {
@@ -405,6 +406,7 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         if let Some(mut h) = hold.take() {
             lock_held = Some(h.release()?);
         }
+        ops::after_release(o.kind, &rec);
         check(sig)?;
         if let Some(dir) = &o.mount {
             rec.mount = Some(dir.to_string_lossy().into_owned());

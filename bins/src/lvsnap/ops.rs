@@ -26,7 +26,7 @@ pub fn path_target(origin: &Path, dest: Option<&Path>, name: &str) -> Result<Pat
 }
 
 /// Take the snapshot. Returns (snapshot location, extra).
-pub fn make(kind: Kind, origin: &Path, rec: &Record, size: Option<Size>, frozen: bool) -> Result<(Option<String>, Option<Duration>), Failure> {
+pub fn make(kind: Kind, origin: &Path, rec: &Record, size: Option<Size>, frozen: bool, lvm: Option<&(String, String)>) -> Result<(Option<String>, Option<Duration>), Failure> {
     match kind {
         Kind::Btrfs => {
             lampvault::btrfs::snapshot(origin, Path::new(&rec.snapshot), true).map_err(|e| Failure::failed(e.to_string()))?;
@@ -43,14 +43,21 @@ pub fn make(kind: Kind, origin: &Path, rec: &Record, size: Option<Size>, frozen:
             }
         }
         Kind::Lvm => {
-            let (vg, lv) = backend::lvm_names(origin)?;
+            // Resolved by the caller before the lock is taken: `lvs` costs as much as a
+            // good part of lvcreate itself.
+            let (vg, lv) = match lvm {
+                Some((vg, lv)) => (vg.clone(), lv.clone()),
+                None => backend::lvm_names(origin)?,
+            };
             let size_arg = match size {
                 Some(Size::Bytes(b)) => vec!["-L".to_string(), format!("{b}b")],
                 Some(Size::Percent(p)) => vec!["-l".to_string(), format!("{p}%ORIGIN")],
                 None => return Err(Failure::usage("lvm: --size is required (e.g. --size 50M or --size 15%)")),
             };
             let origin_lv = format!("{vg}/{lv}");
-            let mut args: Vec<&str> = vec!["-q", "-y", "-s", "-n", &rec.name];
+            // `--monitor n`: registering with dmeventd is slow and happens inside the
+            // lock window; `after_release` registers the snapshot afterwards.
+            let mut args: Vec<&str> = vec!["-q", "-y", "--monitor", "n", "-s", "-n", &rec.name];
             args.extend(size_arg.iter().map(String::as_str));
             args.push(&origin_lv);
             // LVM suspends the origin with lockfs inside lvcreate: that is the freeze, and
@@ -150,4 +157,16 @@ pub fn mount(rec: &Record, dir: &Path) -> Result<(), Failure> {
 
 pub fn umount(dir: &Path) -> Result<(), Failure> {
     nix::mount::umount(dir).map_err(|e| Failure::failed(format!("{}: umount failed: {}", dir.display(), e.desc())))
+}
+
+/// Work that can wait until writers run again: for lvm, register the new snapshot with
+/// dmeventd (LVM's own autoextend, when lvm.conf enables it). Failures only warn.
+pub fn after_release(kind: Kind, rec: &Record) {
+    if kind == Kind::Lvm {
+        if let Some(vg_lv) = rec.extra.as_deref() {
+            if let Err(f) = backend::run_tool("lvchange", &["-q", "--monitor", "y", vg_lv]) {
+                eprintln!("lvsnap: {}: warning: dmeventd monitoring not enabled: {}", rec.name, f.msg);
+            }
+        }
+    }
 }
