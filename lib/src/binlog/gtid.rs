@@ -102,10 +102,13 @@ pub fn looks_like_mariadb_gtid(s: &str) -> bool {
     s.contains('-')
 }
 
+/// Inclusive GNO intervals of one server UUID.
+pub type SidIntervals = ([u8; 16], Vec<(i64, i64)>);
+
 /// A MySQL GTID set: per server UUID, inclusive intervals of GNOs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GtidSet {
-    pub sids: Vec<([u8; 16], Vec<(i64, i64)>)>,
+    pub sids: Vec<SidIntervals>,
 }
 
 fn parse_uuid(s: &str) -> Option<[u8; 16]> {
