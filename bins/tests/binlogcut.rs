@@ -601,3 +601,20 @@ fn incident_and_unknown_types() {
     let l = run(&["list", ps]);
     assert!(String::from_utf8_lossy(&l.stdout).contains("\t373\t547\t2026-11-24 15:24:27\t0-1-21\t174\tGtid,Unknown,Xid"));
 }
+
+/// `-o` naming a device: written to, never synced or removed (a failed cut removes only a
+/// regular output file).
+#[test]
+fn output_to_devices() {
+    use std::os::unix::fs::FileTypeExt;
+    let src = f("mariadb/mariadb-bin.000001");
+    let o = run(&["-o", "/dev/null", &src]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    if Path::new("/dev/full").exists() {
+        let o = run(&["-o", "/dev/full", &src]);
+        assert_eq!(status_code(&o), 1);
+        assert_eq!(stderr(&o), "binlogcut: /dev/full: No space left on device\n");
+        assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device());
+    }
+}

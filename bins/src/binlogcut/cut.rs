@@ -79,8 +79,14 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
         }
         Some(o) => {
             let f = File::create(o).ctx(o)?;
-            if let Err(e) = write(&plan, &binlogs, f).and_then(|f| f.sync_all()) {
-                let _ = std::fs::remove_file(o);
+            // only a regular file is synced, and removed again on failure: never a device
+            // or FIFO named with -o (/dev/null!)
+            let regular = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+            let r = write(&plan, &binlogs, f).and_then(|f| if regular { f.sync_all() } else { Ok(()) });
+            if let Err(e) = r {
+                if regular {
+                    let _ = std::fs::remove_file(o);
+                }
                 return Err(Failure::io(o, &e));
             }
         }
@@ -185,6 +191,19 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
                     }
                 }
                 Decision::Keep | Decision::KeepThenStop => keep(a, &mut p, &g, b, fde, name)?,
+            }
+            // a relay log can carry a (master's) FDE inside a transaction: it rules what follows
+            if g.kind != Kind::Control && g.types.contains(types::FORMAT_DESCRIPTION) {
+                let fmt = parse_fde(slice(binlogs, fde), fde.start, false).unwrap_or_else(|_| b.format.clone());
+                if let Some(e) = b
+                    .events_at(g.start, fmt, false)
+                    .map_while(Result::ok)
+                    .take_while(|e| e.offset < g.end)
+                    .filter(|e| e.type_code() == types::FORMAT_DESCRIPTION)
+                    .last()
+                {
+                    fde = Range { file: i, start: e.offset, end: e.end() };
+                }
             }
             if d == Decision::KeepThenStop {
                 break 'files;
