@@ -26,7 +26,10 @@
 //! let mut w = freeze::GuardedFreeze::spawn(vec![t], freeze::WatchdogOptions::new(std::time::Duration::from_secs(30)))?;
 //! w.freeze_all()?;
 //! // ... take the snapshot ...
-//! for r in w.thaw_all()? { eprintln!("{}: frozen {:?}", r.path.display(), r.frozen); }
+//! for r in w.thaw_all() {
+//!     if let Some(e) = r.error() { return Err(e); } // the thaw failed: still frozen?
+//!     eprintln!("{}: frozen {:?}", r.path.display(), r.frozen);
+//! }
 //! # let _ = held; Ok(()) }
 //! ```
 
