@@ -521,3 +521,49 @@ fn closed_stderr_does_not_kill_run_while_frozen() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "3", "{}", util::stderr(&o));
     assert!(writable_within(&fs, "x", SOON));
 }
+
+#[test]
+fn read_only_mount_freezes_as_a_no_op_like_util_linux() {
+    // Spec §1: on a read-only mount the freeze succeeds and the state is "frozen".
+    if !util::require("util-linux fsfreeze", util::have("fsfreeze")) {
+        return;
+    }
+    let Some(fs) = LoopFs::new("ext4") else { return };
+    let ro = out(Command::new("mount").args(["-o", "remount,ro"]).arg(&fs.mnt));
+    assert!(ro.status.success(), "{}", util::stderr(&ro));
+    for (a, b) in [(true, false), (false, true)] {
+        let tool = |o: bool| if o { ours() } else { theirs() };
+        let codes: Vec<i32> = [(a, "-f"), (b, "-f"), (b, "-u"), (a, "-u")]
+            .iter()
+            .map(|(o, flag)| util::status_code(&out(tool(*o).arg(flag).arg(&fs.mnt))))
+            .collect();
+        assert_eq!(codes, [0, 1, 0, 1], "freeze, freeze (EBUSY), thaw, thaw (EINVAL); ours first: {a}");
+    }
+}
+
+#[test]
+fn lazy_unmount_while_frozen_still_gets_thawed() {
+    // Spec §1: a frozen filesystem can be unmounted (here lazily, as the watchdog keeps it
+    // busy) and stays frozen with no path to it. The watchdog thaws through its own fd, so
+    // mounting the device again gives a writable filesystem.
+    let Some(fs) = LoopFs::new("xfs") else { return };
+    let mut child = ours()
+        .arg("run")
+        .arg(&fs.mnt)
+        .args(["--", "sh", "-c", "echo ready; read x; true"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut l = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut l).unwrap();
+    assert_eq!(l, "ready\n");
+    let um = out(Command::new("umount").arg("-l").arg(&fs.mnt));
+    assert!(um.status.success(), "lazy umount: {}", util::stderr(&um));
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", util::stderr(&o));
+    let m = out(Command::new("mount").arg(&fs.dev).arg(&fs.mnt));
+    assert!(m.status.success(), "remount: {}", util::stderr(&m));
+    assert!(writable_within(&fs, "after", SOON), "the superblock was thawed through the watchdog's fd");
+}
