@@ -198,9 +198,8 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
             eprintln!("fsfreeze: {}: frozen (freeze took {})", path.display(), ms(start.elapsed()));
         }
     } else {
-        let t = Target::open(path).map_err(fail)?;
         let start = Instant::now();
-        t.thaw().map_err(fail)?;
+        freeze::thaw(path).map_err(fail)?;
         if verbose {
             eprintln!("fsfreeze: {}: thawed (thaw took {})", path.display(), ms(start.elapsed()));
         }

@@ -192,6 +192,16 @@ pub fn mount_point_of(path: &Path) -> Result<MountInfo, FreezeError> {
     resolve(path, id)
 }
 
+/// Open `path` read-only and check it is a directory (util-linux's checks, in its order).
+fn open_dir(path: &Path) -> Result<(File, crate::sys::freeze::MountIdentity), FreezeError> {
+    let file = File::open(path).map_err(|e| FreezeError::Open { path: path.to_owned(), errno: errno_of(&e) })?;
+    let id = statx_fd(file.as_fd()).map_err(|errno| FreezeError::Open { path: path.to_owned(), errno })?;
+    if !id.is_dir {
+        return Err(FreezeError::NotADirectory { path: path.to_owned() });
+    }
+    Ok((file, id))
+}
+
 /// An open directory on a filesystem to freeze, with its mount. Opening first means no path
 /// lookup is needed later, when the filesystem may be frozen or even unmounted.
 #[derive(Debug)]
@@ -207,11 +217,7 @@ impl Target {
     /// the filesystem works for the ioctls; see [`Target::open_mount_point`] to insist on
     /// the mount point.
     pub fn open(path: &Path) -> Result<Target, FreezeError> {
-        let file = File::open(path).map_err(|e| FreezeError::Open { path: path.to_owned(), errno: errno_of(&e) })?;
-        let id = statx_fd(file.as_fd()).map_err(|errno| FreezeError::Open { path: path.to_owned(), errno })?;
-        if !id.is_dir {
-            return Err(FreezeError::NotADirectory { path: path.to_owned() });
-        }
+        let (file, id) = open_dir(path)?;
         let mount = resolve(path, id)?;
         Ok(Target { path: path.to_owned(), file, mount })
     }
@@ -292,6 +298,8 @@ pub fn freeze_target(t: Target) -> Result<FrozenGuard, FreezeError> {
 }
 
 /// Thaw the filesystem that holds `path` (a directory). EINVAL: it was not frozen.
+/// Needs nothing but the path and the ioctl (not `/proc`): a thaw must always be possible.
 pub fn thaw(path: &Path) -> Result<(), FreezeError> {
-    Target::open(path)?.thaw()
+    let (file, _) = open_dir(path)?;
+    fithaw(file.as_fd()).map_err(|errno| FreezeError::Thaw { path: path.to_owned(), errno })
 }
