@@ -171,6 +171,17 @@ pub fn main() -> ExitCode {
 }
 
 fn run(m: &ArgMatches) -> Result<u8, Failure> {
+    // Print the failure line ourselves: `eprintln!` (in the shared runner) panics on a
+    // closed stderr, which would turn e.g. exit 124 into an internal error.
+    run_modes(m).map_err(|f| {
+        if !f.msg.is_empty() {
+            let _ = writeln!(io::stderr(), "fsfreeze: {}", f.msg);
+        }
+        Failure::new(f.code, "")
+    })
+}
+
+fn run_modes(m: &ArgMatches) -> Result<u8, Failure> {
     if let Some(("run", sub)) = m.subcommand() {
         return run_guarded(sub, sub.get_flag("verbose") || m.get_flag("verbose"));
     }

@@ -520,6 +520,14 @@ fn closed_stderr_does_not_kill_run_while_frozen() {
     ));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "3", "{}", util::stderr(&o));
     assert!(writable_within(&fs, "x", SOON));
+    // The timeout's message to a closed stderr: still exit 124, still thawed.
+    let o = util::sh(&format!(
+        "set +e; {} run -v --timeout 100ms {} -- sleep 5 2>&1 >/dev/null | true; echo \"${{PIPESTATUS[0]}}\"",
+        util::bin("fsfreeze").display(),
+        fs.mnt.display()
+    ));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "124", "{}", util::stderr(&o));
+    assert!(writable_within(&fs, "y", SOON));
 }
 
 #[test]
