@@ -9,11 +9,13 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use clap::ArgMatches;
 use lampvault::durable::{self, DirLock, TempFile};
+use lampvault::sys::writeback;
 use lampvault::wal::page::{check_segment, pg_version_of};
 use lampvault::wal::store::{self, hex, ArchiveInfo, StoredName, INFO_FILE, TEMP_PREFIX};
 use lampvault::wal::{lz4frame, parse_history, WalKind, WalName};
@@ -296,10 +298,18 @@ fn remove_stale_temps(dir: &Path, temps: &[String]) {
 fn write_content(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> io::Result<[u8; 32]> {
     std::thread::scope(|s| {
         let hasher = s.spawn(|| -> [u8; 32] { store::content_hash(data) });
+        // Start writeback behind each block so the final fsync overlaps with compression.
+        let mut written = 0u64;
+        let mut put = |b: &[u8]| -> io::Result<()> {
+            out.write_all(b)?;
+            let _ = writeback::start_writeback(out.file.as_fd(), written, b.len() as u64);
+            written += b.len() as u64;
+            Ok(())
+        };
         let r = if compress {
-            lz4frame::compress_parallel(data, o.level, o.threads, |b| out.write_all(b)).map(|_| ())
+            lz4frame::compress_parallel(data, o.level, o.threads, &mut put).map(|_| ())
         } else {
-            out.write_all(data)
+            data.chunks(lz4frame::BLOCK_SIZE).try_for_each(&mut put)
         };
         let h = hasher.join().expect("hashing thread");
         r.map(|()| h)

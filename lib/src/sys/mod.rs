@@ -13,4 +13,5 @@ pub mod mtio;
 pub mod signals;
 pub mod time;
 pub mod watchdog;
+pub mod writeback;
 pub mod termsig;
