@@ -8,7 +8,7 @@
 //! and rename into place, and fsync the directory. Every failure exits 1.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use clap::ArgMatches;
 use lampvault::durable::{self, DirLock, TempFile};
 use lampvault::sys::writeback;
-use lampvault::wal::page::{check_segment, pg_version_of};
+use lampvault::wal::page::{pg_version_of, LongHeader};
 use lampvault::wal::store::{self, hex, ArchiveInfo, StoredName, INFO_FILE, TEMP_PREFIX};
 use lampvault::wal::{lz4frame, parse_history, WalKind, WalName};
 
@@ -137,16 +137,30 @@ fn push_ahead_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) {
 fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Failure> {
     let wal = *wal;
     let name = wal.to_string();
-    let data = fs::read(path).ctx(path.display())?;
-    validate(root, &wal, &data, o)?;
+    // Segments: read the first block, check the header against the name and the file size,
+    // and stream the rest through hashing and compression. Other files: read whole.
+    let mut file = fs::File::open(path).ctx(path.display())?;
+    let len = file.metadata().ctx(path.display())?.len();
+    let streamed = wal.has_pages();
+    let want = if streamed { len.min(lz4frame::BLOCK_SIZE as u64) } else { len };
+    let mut head = Vec::with_capacity(want as usize);
+    (&mut file).take(want).read_to_end(&mut head).ctx(path.display())?;
+    if (head.len() as u64) < want {
+        return Err(Failure::failed(format!("{}: file shrank while being read", path.display())));
+    }
+    validate(root, &wal, &head, len, o)?;
     let dir = archive::dir_for(root, &wal);
     ensure_dir(root, &dir, o.dir_mode)?;
 
     let (existing, temps) = archive::entries_for(&dir, &name).ctx(dir.display())?;
     remove_stale_temps(&dir, &temps);
     if !existing.is_empty() {
-        let hash: [u8; 32] = store::content_hash(&data);
-        return already_archived(&name, &dir, &existing, &hash);
+        let mut h = store::ContentHasher::new();
+        h.update(&head);
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).ctx(path.display())?;
+        h.update(&rest);
+        return already_archived(&name, &dir, &existing, &h.finalize());
     }
 
     let compress = o.compress && wal.has_pages();
@@ -156,7 +170,15 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
     );
     let mut tmp = TempFile::create(&dir, &tmp_name, o.file_mode).map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
-    let hash = write_content(&mut tmp, &data, compress, o).map_err(|e| io_fail(&name, &dir, "writing", &e))?;
+    let written = if streamed {
+        stream_content(head, &mut file, len, &mut tmp, compress, o)
+    } else {
+        write_content(&mut tmp, &head, compress, o)
+    };
+    let hash = written.map_err(|e| match e {
+        StreamError::Read(e) => Failure::io(path.display(), &e),
+        StreamError::Write(e) => io_fail(&name, &dir, "writing", &e),
+    })?;
     tmp.file.sync_all().map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
     let stored = StoredName { wal, hash, compressed: compress };
 
@@ -185,7 +207,8 @@ fn io_fail(name: &str, dir: &Path, what: &str, e: &io::Error) -> Failure {
 }
 
 /// The checks of spec §5.5 for segments, §4.1 for history files.
-fn validate(root: &Path, wal: &WalName, data: &[u8], o: &Opts) -> Result<(), Failure> {
+/// `data` is the whole file, or for segments its first block; `len` the file's size.
+fn validate(root: &Path, wal: &WalName, data: &[u8], len: u64, o: &Opts) -> Result<(), Failure> {
     let name = wal.to_string();
     let bad = |cause: String| Failure::failed(format!("{name}: {cause}"));
     match wal.kind {
@@ -197,7 +220,7 @@ fn validate(root: &Path, wal: &WalName, data: &[u8], o: &Opts) -> Result<(), Fai
                 None => None,
             };
             let accept = o.accept_magic.or(info.map(|i| i.magic));
-            let h = check_segment(wal, data, accept).map_err(|e| {
+            let h = LongHeader::parse(data, accept).and_then(|h| h.check_against(wal, len).map(|()| h)).map_err(|e| {
                 let hint = match e {
                     lampvault::wal::PageError::UnknownMagic { .. } => " (use --accept-magic for a development release)",
                     _ => "",
@@ -295,7 +318,126 @@ fn remove_stale_temps(dir: &Path, temps: &[String]) {
 }
 
 /// Write the (compressed) content to `out` while hashing the original on another thread.
-fn write_content(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> io::Result<[u8; 32]> {
+/// Which side of a copy failed.
+enum StreamError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Write `b` at the end of `out` and start its writeback (so the final fsync overlaps with
+/// the work still to come).
+fn put(out: &mut TempFile, written: &mut u64, b: &[u8]) -> io::Result<()> {
+    out.write_all(b)?;
+    let _ = writeback::start_writeback(out.file.as_fd(), *written, b.len() as u64);
+    *written += b.len() as u64;
+    Ok(())
+}
+
+/// The segment pipeline: this thread reads 1 MiB blocks (the first is `head`) and hands
+/// each to the hasher (in order) and to the compression workers (any order); a writer
+/// thread puts the encoded blocks into `out` in order as they come. Reading, hashing,
+/// compressing and writing overlap; the frame is the same as `compress_parallel`'s.
+fn stream_content(
+    head: Vec<u8>,
+    file: &mut fs::File,
+    len: u64,
+    out: &mut TempFile,
+    compress: bool,
+    o: &Opts,
+) -> Result<[u8; 32], StreamError> {
+    use std::sync::mpsc::sync_channel;
+    use std::sync::{Arc, Mutex};
+    let bs = lz4frame::BLOCK_SIZE as u64;
+    let nblocks = len.div_ceil(bs) as usize;
+    let cap = nblocks.max(1);
+    std::thread::scope(|s| {
+        let (tx_h, rx_h) = sync_channel::<Arc<Vec<u8>>>(cap);
+        let hasher = s.spawn(move || {
+            let mut h = store::ContentHasher::new();
+            for b in rx_h {
+                h.update(&b);
+            }
+            h.finalize()
+        });
+        let (tx_w, rx_w) = sync_channel::<(usize, Arc<Vec<u8>>)>(cap);
+        let writer = s.spawn(move || -> io::Result<()> {
+            let mut written = 0u64;
+            if compress {
+                put(out, &mut written, &lz4frame::frame_header(len))?;
+            }
+            let mut pending: Vec<Option<Arc<Vec<u8>>>> = vec![None; nblocks];
+            let mut next = 0;
+            for (i, b) in rx_w {
+                pending[i] = Some(b);
+                while next < nblocks {
+                    let Some(b) = pending[next].take() else { break };
+                    put(out, &mut written, &b)?;
+                    next += 1;
+                }
+            }
+            if next < nblocks {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "input ended early"));
+            }
+            if compress {
+                put(out, &mut written, &lz4frame::END_MARK)?;
+            }
+            Ok(())
+        });
+        let (tx_c, rx_c) = sync_channel::<(usize, Arc<Vec<u8>>)>(cap);
+        let rx_c = Arc::new(Mutex::new(rx_c));
+        if compress {
+            for _ in 0..o.threads.max(1) {
+                let (rx_c, tx_w) = (Arc::clone(&rx_c), tx_w.clone());
+                let level = o.level;
+                s.spawn(move || loop {
+                    let job = rx_c.lock().map(|r| r.recv()).unwrap_or(Err(std::sync::mpsc::RecvError));
+                    let Ok((i, b)) = job else { break };
+                    if tx_w.send((i, Arc::new(lz4frame::encode_block(&b, level)))).is_err() {
+                        break;
+                    }
+                });
+            }
+        }
+        let mut read_err = None;
+        let mut block = head;
+        let mut done = 0u64;
+        for i in 0..nblocks {
+            if i > 0 {
+                let want = (len - done).min(bs);
+                let mut b = Vec::with_capacity(want as usize);
+                match (&mut *file).take(want).read_to_end(&mut b) {
+                    Ok(n) if n as u64 == want => block = b,
+                    Ok(_) => {
+                        read_err = Some(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+                        break;
+                    }
+                    Err(e) => {
+                        read_err = Some(e);
+                        break;
+                    }
+                }
+            }
+            done += block.len() as u64;
+            let b = Arc::new(std::mem::take(&mut block));
+            let _ = tx_h.send(Arc::clone(&b));
+            let _ = if compress { tx_c.send((i, b)) } else { tx_w.send((i, b)) };
+        }
+        drop((tx_h, tx_c, tx_w));
+        let w = writer.join().expect("writer thread");
+        let h = hasher.join().expect("hashing thread");
+        if let Some(e) = read_err {
+            return Err(StreamError::Read(e));
+        }
+        w.map_err(StreamError::Write)?;
+        Ok(h)
+    })
+}
+
+fn write_content(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> Result<[u8; 32], StreamError> {
+    write_whole(out, data, compress, o).map_err(StreamError::Write)
+}
+
+fn write_whole(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> io::Result<[u8; 32]> {
     std::thread::scope(|s| {
         let hasher = s.spawn(|| -> [u8; 32] { store::content_hash(data) });
         // Start writeback behind each block so the final fsync overlaps with compression.

@@ -39,6 +39,22 @@ pub fn content_hash(data: &[u8]) -> [u8; 32] {
     blake3::hash(data).into()
 }
 
+/// Incremental [`content_hash`], for data that arrives block by block.
+#[derive(Default)]
+pub struct ContentHasher(blake3::Hasher);
+
+impl ContentHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    pub fn finalize(&self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
 /// Lower-case hex of a hash.
 pub fn hex(hash: &[u8; 32]) -> String {
     let mut s = String::with_capacity(64);
