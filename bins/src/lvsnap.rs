@@ -138,14 +138,17 @@ follow it.
 .SH BACKENDS
 .TP
 .B lvm
-ORIGIN is an LVM logical volume: \fBlvcreate \-s\fR, \fBlvremove\fR, \fBlvextend\fR, \fBlvconvert \-\-merge\fR.
+ORIGIN is an LVM logical volume: \fBlvcreate \-s\fR, \fBlvremove\fR, \fBlvextend\fR, \fBlvconvert \-\-merge\fR
+(rollback: unmount the origin first, or the merge waits for its next activation).
+The frozen time reported is lvcreate's whole run, an upper bound of LVM's suspend.
 LVM suspends the origin with lockfs, which freezes the filesystem; lvsnap never freezes it beforehand (that makes
 lvcreate fail on Linux before 6.8).
 .TP
 .B dm
 ORIGIN is a device-mapper device that is not an LV; \fB\-\-cow\fR names the exception device. lvsnap loads the
 snapshot-origin and snapshot tables itself and suspends with lockfs; a watchdog process resumes the origin if
-lvsnap dies while it is suspended.
+lvsnap dies while it is suspended. One snapshot per origin; \fBwatch\fR cannot grow the COW device (it fails
+loudly instead); \fBrollback\fR is not automated (dmsetup's snapshot-merge target does it by hand).
 .TP
 .B btrfs
 ORIGIN is a subvolume: a read-only snapshot, atomic for the whole subvolume. \fB\-\-freeze\fR is refused (a

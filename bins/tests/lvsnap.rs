@@ -427,6 +427,15 @@ for k in $(seq 120); do mariadb --no-defaults -S $m/rw/s.sock -uroot -e 'select 
 mariadb --no-defaults -S $m/rw/s.sock -uroot -N -B -e "CHECK TABLE t.m; SELECT 'i', COUNT(*), MAX(id) FROM t.i; SELECT 'm', COUNT(*), MAX(id) FROM t.m;"
 grep -ci "crashed" $m/rw/err.log || true
 {lvsnap} remove snap
+# SIGKILL while the lock is held: hold-mysql sees EOF and unlocks; the leftover is listed.
+LVSNAP_TEST_PAUSE=snapshot {lvsnap} create $m/db --name k --hold "{hold} --no-defaults -S $MARIADB_SOCKET -uroot" 2>$m/k.err &
+k=$!
+for i in $(seq 200); do grep -q 'paused at snapshot' $m/k.err && break; sleep 0.05; done
+timeout 2 $SB sql $m/db "INSERT INTO t.m VALUES (999999998)" >/dev/null 2>&1 || echo "blocked while held"
+kill -9 $k
+timeout 20 $SB sql $m/db "INSERT INTO t.m VALUES (999999999)" && echo "writes resume after SIGKILL"
+{lvsnap} list | cut -f1,3
+{lvsnap} remove k
 "#,
         state = s(&lv.state.0),
         mnt = s(&fs.mnt),
@@ -453,5 +462,8 @@ grep -ci "crashed" $m/rw/err.log || true
     // The loop inserts into t.i, then t.m: FTWRL can fall between the two.
     assert!(ni == nm || ni == nm + 1, "{out}");
     assert_eq!(lines.next(), Some("0"), "no MyISAM table marked as crashed");
+    assert_eq!(lines.next(), Some("blocked while held"), "{out}");
+    assert_eq!(lines.next(), Some("writes resume after SIGKILL"), "{out}");
+    assert_eq!(lines.next(), Some("k\tincomplete"), "{out}");
     assert_eq!(lv.list(), "");
 }

@@ -90,6 +90,17 @@ check "status exit 3 and invalid" test $rc = 3 -a "$(cut -f2 /tmp/st)" = invalid
 $LV watch ov --once 2>/tmp/e; rc=$?; cat /tmp/e
 check "watch fails loudly (exit 3)" bash -c "test $rc = 3 && grep -q 'SNAPSHOT IS INVALID' /tmp/e"
 $LV remove ov || bad "remove ov"
+
+step "lvm: rollback merges the snapshot back (lvconvert --merge)"
+echo before > /mnt/data/rb.txt; sync
+$LV create /dev/vg0/data --name rb --size 64M || bad "create rb"
+echo after > /mnt/data/rb.txt; echo new > /mnt/data/rb-new.txt; sync
+umount /mnt/data
+$LV rollback rb; rc=$?
+check "rollback exit 0" test $rc = 0
+mount -o nouuid /dev/vg0/data /mnt/data || mount /dev/vg0/data /mnt/data
+check "origin content is the snapshot's again" test "$(cat /mnt/data/rb.txt)" = before -a ! -e /mnt/data/rb-new.txt
+check "rb merged away (no LV, no record)" test -z "$(lvs --noheadings -o lv_name vg0/rb 2>/dev/null)" -a -z "$($LV list)"
 umount /mnt/data
 
 step "dm: raw snapshot of a dm-linear origin with our ioctls"
