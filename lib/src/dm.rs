@@ -204,7 +204,8 @@ fn u64_at(b: &[u8], off: usize) -> Option<u64> {
 /// Parse a DM_TABLE_STATUS reply payload of `count` targets. On output `next` counts from
 /// the start of the payload (the first spec), not from the current spec.
 pub fn parse_targets(payload: &[u8], count: u32) -> Result<Vec<Target>, DmError> {
-    let bad = |offset| DmError::BadReply { cmd: "DM_TABLE_STATUS", offset };
+    // A field cut off by the end of the payload is reported at the end.
+    let bad = |offset: usize| DmError::BadReply { cmd: "DM_TABLE_STATUS", offset: offset.min(payload.len()) };
     let mut out = Vec::new();
     let mut off = 0usize;
     for i in 0..count {
@@ -217,7 +218,7 @@ pub fn parse_targets(payload: &[u8], count: u32) -> Result<Vec<Target>, DmError>
         let params = String::from_utf8_lossy(&rest[..end]).into_owned();
         out.push(Target { start, length, kind, params });
         if i + 1 < count {
-            if next <= off {
+            if next <= off || next >= payload.len() {
                 return Err(bad(off + 20));
             }
             off = next;
@@ -229,7 +230,7 @@ pub fn parse_targets(payload: &[u8], count: u32) -> Result<Vec<Target>, DmError>
 /// Parse a DM_LIST_DEVICES payload: records `{dev u64, next u32, name}` where `next` is the
 /// offset from this record to the next (0 = last). Returns (name, major, minor).
 pub fn parse_name_list(payload: &[u8]) -> Result<Vec<(String, u32, u32)>, DmError> {
-    let bad = |offset| DmError::BadReply { cmd: "DM_LIST_DEVICES", offset };
+    let bad = |offset: usize| DmError::BadReply { cmd: "DM_LIST_DEVICES", offset: offset.min(payload.len()) };
     let mut out = Vec::new();
     let mut off = 0usize;
     loop {
