@@ -267,6 +267,14 @@ fn validate(root: &Path, wal: &WalName, data: &[u8], len: u64, o: &Opts) -> Resu
 
 /// First segment push: record the cluster. A concurrent first push that won must agree.
 fn record_info(root: &Path, info: ArchiveInfo, o: &Opts) -> Result<(), Failure> {
+    // Leftovers of an earlier first push that was killed.
+    if let Ok(rd) = fs::read_dir(root) {
+        let temps: Vec<String> = rd
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect();
+        remove_stale_temps(root, &temps);
+    }
     let tmp = format!(
         "{TEMP_PREFIX}{INFO_FILE}.{}.{}",
         std::process::id(),
