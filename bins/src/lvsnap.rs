@@ -94,7 +94,7 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("rollback")
-                .about("Merge snapshot NAME back into its origin (lvm: lvconvert --merge)")
+                .about("Merge snapshot NAME back into its origin (lvm: lvconvert --merge; dm: snapshot-merge); unmount the origin first")
                 .arg(Arg::new("name").value_name("NAME").required(true)),
         )
 }
@@ -148,7 +148,7 @@ lvcreate fail on Linux before 6.8).
 ORIGIN is a device-mapper device that is not an LV; \fB\-\-cow\fR names the exception device. lvsnap loads the
 snapshot-origin and snapshot tables itself and suspends with lockfs; a watchdog process resumes the origin if
 lvsnap dies while it is suspended. One snapshot per origin; \fBwatch\fR cannot grow the COW device (it fails
-loudly instead); \fBrollback\fR is not automated (dmsetup's snapshot-merge target does it by hand).
+loudly instead); \fBrollback\fR loads the snapshot-merge target and waits for the merge (origin unmounted).
 .TP
 .B btrfs
 ORIGIN is a subvolume: a read-only snapshot, atomic for the whole subvolume. \fB\-\-freeze\fR is refused (a
@@ -680,6 +680,11 @@ fn cmd_rollback(a: &ArgMatches) -> Result<u8, Failure> {
         Some(Kind::Lvm) => {
             let vg_lv = rec.extra.clone().ok_or_else(|| Failure::failed(format!("{name}: record has no LV name")))?;
             backend::run_tool("lvconvert", &["-q", "--merge", &vg_lv])?;
+            rec.delete()?;
+            Ok(0)
+        }
+        Some(Kind::Dm) => {
+            dmsnap::rollback(&rec)?;
             rec.delete()?;
             Ok(0)
         }

@@ -129,6 +129,21 @@ check "origin back to linear" bash -c "dmsetup table base | grep -q ' linear '"
 check "ds and ds-real gone" test -z "$(dmsetup ls | grep -E '^ds')"
 check "origin data intact" test "$(cat /mnt/b/file)" = v2
 
+step "dm: rollback merges the snapshot back (snapshot-merge)"
+echo before > /mnt/b/file; sync
+$LV create /dev/mapper/base --name dr --cow "$d3" || bad "create dr"
+echo after > /mnt/b/file; echo new > /mnt/b/new; sync
+$LV rollback dr 2>/tmp/e; rc=$?; cat /tmp/e
+check "rollback of a mounted origin refused" test $rc = 1 -a "$(cat /tmp/e)" = "lvsnap: /dev/mapper/base: origin is in use (mounted?): unmount it first"
+umount /mnt/b
+$LV rollback dr; rc=$?
+check "dm rollback exit 0" test $rc = 0
+dmsetup table | sed 's/^/  table: /'
+check "origin back to linear after merge" bash -c "dmsetup table base | grep -q ' linear '"
+check "dr and dr-real gone" test -z "$(dmsetup ls | grep -E '^dr')" -a -z "$($LV list)"
+mount /dev/mapper/base /mnt/b || bad "mount base after merge"
+check "origin content is the snapshot's again" test "$(cat /mnt/b/file)" = before -a ! -e /mnt/b/new
+
 step "dm: SIGKILL while the origin is suspended -> the watchdog resumes it"
 LVSNAP_TEST_PAUSE=suspended $LV create /dev/mapper/base --name dk --cow "$d3" 2>/tmp/pause.err &
 pid=$!

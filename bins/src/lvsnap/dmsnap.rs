@@ -160,3 +160,56 @@ pub fn status(rec: &Record) -> Result<Status, Failure> {
     };
     Ok(Status { state: st.state().into(), percent: Some(st.percent()), size })
 }
+
+/// Merge the snapshot back into its origin (dm-snapshot's `snapshot-merge`, the way
+/// `lvconvert --merge` does it): load `snapshot-merge <real> <cow> P 8` into the origin, suspend
+/// the snapshot and the origin, resume the origin (the kernel hands the exception store
+/// over from the snapshot), remove the snapshot, wait until every chunk is merged, then put
+/// the origin's own table back and remove `-real`. The origin must not be open (mounted):
+/// its contents change underneath.
+pub fn rollback(rec: &Record) -> Result<(), Failure> {
+    let ctl = Control::open().map_err(f)?;
+    let oname = origin_name(&rec.origin)?;
+    let real = real_name(&rec.name);
+    let oinfo = ctl.info(&oname).map_err(f)?.ok_or_else(|| Failure::failed(format!("{}: origin is gone", rec.origin)))?;
+    if oinfo.open_count > 0 {
+        return Err(Failure::failed(format!("{}: origin is in use (mounted?): unmount it first", rec.origin)));
+    }
+    let st = status(rec)?;
+    if st.state != "active" {
+        return Err(Failure::failed(format!("{}: snapshot is {}: nothing to merge", rec.name, st.state)));
+    }
+    let (_, stable) = ctl.table(&rec.name).map_err(f)?;
+    let t = stable.first().ok_or_else(|| Failure::failed(format!("{}: snapshot has no table", rec.name)))?;
+    let merge = vec![Target::new(0, t.length, "snapshot-merge", t.params.clone())];
+    ctl.load(&oname, &merge, false).map_err(f)?;
+    ctl.suspend(&rec.name, Suspend::default()).map_err(f)?;
+    let s = ctl.suspend(&oname, Suspend::default());
+    let r = ctl.resume(&oname);
+    s.map_err(f)?;
+    r.map_err(f)?;
+    ctl.remove(&rec.name).map_err(f)?;
+    dm::remove_node(&rec.name);
+    let t0 = Instant::now();
+    loop {
+        let (_, ot) = ctl.status(&oname).map_err(f)?;
+        let line = ot.first().map(|t| t.params.clone()).unwrap_or_default();
+        match SnapshotStatus::parse(&line).map_err(|e| Failure::failed(format!("{oname}: {e}")))? {
+            SnapshotStatus::Active { allocated, metadata, .. } if allocated <= metadata => break,
+            SnapshotStatus::Active { .. } => {}
+            other => return Err(Failure::failed(format!("{oname}: merge failed: {}", other.state()))),
+        }
+        if t0.elapsed() > Duration::from_secs(3600) {
+            return Err(Failure::failed(format!("{oname}: merge still running after an hour; it continues in the kernel")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, rt) = ctl.table(&real).map_err(f)?;
+    ctl.load(&oname, &rt, false).map_err(f)?;
+    let s = ctl.suspend(&oname, Suspend::default());
+    let r = ctl.resume(&oname);
+    s.map_err(f)?;
+    r.map_err(f)?;
+    ctl.remove(&real).map_err(f)?;
+    Ok(())
+}
