@@ -100,7 +100,7 @@ pub fn run_tool(prog: &str, args: &[&str]) -> Result<String, Failure> {
         .map_err(|e| Failure::io(prog, &e))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().map(str::trim).filter(|l| !l.is_empty()).last().unwrap_or("failed").to_string();
+        let last = err.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("failed").to_string();
         return Err(Failure::failed(format!("{prog}: {last}")));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

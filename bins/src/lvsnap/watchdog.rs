@@ -75,20 +75,20 @@ pub fn run(resume: &[String], _thaw: &[String]) -> Result<u8, Failure> {
     if let Some(ctl) = ctl {
         for name in resume.iter().rev() {
             match ctl.info(name) {
-                Ok(Some(i)) if i.suspended() => match {
+                Ok(Some(i)) if i.suspended() => {
                     // Drop the table lvsnap loaded but never activated, so the resume
                     // brings back the device exactly as it was before the snapshot.
                     if i.inactive_table() {
                         let _ = ctl.clear(name);
                     }
-                    ctl.resume(name)
-                } {
-                    Ok(_) => eprintln!("lvsnap: watchdog: {name}: resumed after lvsnap died"),
-                    Err(e) => {
-                        eprintln!("lvsnap: watchdog: {e}");
-                        code = 1;
+                    match ctl.resume(name) {
+                        Ok(_) => eprintln!("lvsnap: watchdog: {name}: resumed after lvsnap died"),
+                        Err(e) => {
+                            eprintln!("lvsnap: watchdog: {e}");
+                            code = 1;
+                        }
                     }
-                },
+                }
                 Ok(_) => {}
                 Err(e) => {
                     eprintln!("lvsnap: watchdog: {e}");
