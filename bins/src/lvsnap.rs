@@ -363,11 +363,25 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         Kind::Btrfs | Kind::Reflink => ops::path_target(&o.origin, o.dest.as_deref(), &o.name)?.to_string_lossy().into_owned(),
         Kind::Lvm => {
             let names = backend::lvm_names(&o.origin)?;
-            let p = format!("/dev/{}/{}", names.0, o.name);
+            // A name clash is refused here, before the record names the LV: a leftover
+            // record must only ever point at an LV that lvsnap made.
+            let vg_lv = format!("{}/{}", names.0, o.name);
+            if backend::run_tool("lvs", &["--noheadings", "-o", "lv_name", &vg_lv]).is_ok() {
+                return Err(Failure::failed(format!("{vg_lv}: a logical volume with this name exists")).into());
+            }
+            let p = format!("/dev/{vg_lv}");
             lvm = Some(names);
             p
         }
-        Kind::Dm => format!("/dev/mapper/{}", o.name),
+        Kind::Dm => {
+            let ctl = lampvault::dm::Control::open().map_err(|e| Failure::failed(e.to_string()))?;
+            for n in [o.name.clone(), format!("{}-real", o.name)] {
+                if ctl.info(&n).map_err(|e| Failure::failed(e.to_string()))?.is_some() {
+                    return Err(Failure::failed(format!("{n}: a device-mapper device with this name exists")).into());
+                }
+            }
+            format!("/dev/mapper/{}", o.name)
+        }
     };
     let mut rec = Record {
         name: o.name.clone(),
@@ -376,7 +390,13 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         snapshot,
         state: "creating".into(),
         mount: None,
-        extra: o.cow.as_ref().map(|c| c.to_string_lossy().into_owned()),
+        // lvm: the LV is named before lvcreate runs, so `remove` finds it even when lvsnap
+        // was killed while lvcreate (which then completes on its own) was running.
+        extra: match (&lvm, &o.cow) {
+            (Some((vg, _)), _) => Some(format!("{vg}/{}", o.name)),
+            (None, Some(c)) => Some(c.to_string_lossy().into_owned()),
+            (None, None) => None,
+        },
         created: now(),
         pid: std::process::id(),
     };
@@ -401,7 +421,7 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         let (extra, blocked) = ops::make(o.kind, &o.origin, &rec, o.size, false, lvm.as_ref())?;
         made = true;
         let snap_time = t0.elapsed();
-        if extra.is_some() {
+        if extra.is_some() && extra != rec.extra {
             rec.extra = extra;
             rec.save()?;
         }

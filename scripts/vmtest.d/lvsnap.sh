@@ -68,6 +68,15 @@ lvremove -q -y vg0/filler
 $LV create /dev/vg0/data --name data --size 8M 2>/tmp/e; rc=$?; cat /tmp/e
 check "name clash with an existing LV refused" test $rc = 1 -a -z "$($LV list)"
 
+step "lvm: SIGKILL after lvcreate -> leftover listed, remove cleans it"
+LVSNAP_TEST_PAUSE=snapshot $LV create /dev/vg0/data --name kl --size 16M 2>/tmp/pause.err &
+pid=$!
+for i in $(seq 1 200); do grep -q 'paused at snapshot' /tmp/pause.err && break; sleep 0.1; done
+kill -9 $pid; wait $pid 2>/dev/null
+check "leftover LV listed as incomplete" bash -c "$LV list | grep -q '^kl.lvm.incomplete'"
+$LV remove kl || bad "remove kl"
+check "leftover LV removed" test -z "$(lvs --noheadings -o lv_name vg0/kl 2>/dev/null)" -a -z "$($LV list)"
+
 step "lvm: watch extends a filling snapshot"
 $LV create /dev/vg0/data --name wt --size 32M || bad "create wt"
 $LV watch wt --extend-at 70% --extend-by 50% --interval 0.5 2>/tmp/watch.err &
