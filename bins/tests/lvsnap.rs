@@ -467,3 +467,56 @@ timeout 20 $SB sql $m/db "INSERT INTO t.m VALUES (999999999)" && echo "writes re
     assert_eq!(lines.next(), Some("k\tincomplete"), "{out}");
     assert_eq!(lv.list(), "");
 }
+
+/// PostgreSQL end to end: inserts of 1000-row transactions running, `--hold
+/// scripts/hold-postgres` (CHECKPOINT, nothing locked) around a btrfs snapshot of the whole
+/// cluster directory; a server started on a copy of the snapshot recovers like after a power
+/// cut and holds only whole transactions.
+#[test]
+fn postgres_snapshot_recovers_with_whole_transactions() {
+    let pg_ctl = Path::new("/usr/lib/postgresql/15/bin/pg_ctl");
+    if !util::is_root() || !require("PostgreSQL 15", pg_ctl.exists() && util::have("psql")) {
+        return;
+    }
+    let Some(fs) = LoopFs::sized("btrfs", "1G") else { return };
+    let lv = Lv::new();
+    std::fs::set_permissions(&fs.mnt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = format!(
+        r#"
+export LVSNAP_STATE_DIR={state} PGSB_DIR={m}/pg PGSB_PORT=54391
+m={m}; PGSB={pgsb}
+cleanup() {{ [ -n "${{w:-}}" ] && kill $w 2>/dev/null; runuser -u pgtest -- {pg_ctl} -D $m/rw/primary -m immediate stop >/dev/null 2>&1; $PGSB destroy >/dev/null 2>&1; sleep 0.5; }}
+trap cleanup EXIT
+btrfs -q subvolume create $m/pg
+$PGSB init --archive-command '' >/dev/null
+$PGSB start
+$PGSB sql "create table t (id serial primary key, v int)"
+( while :; do $PGSB sql "insert into t (v) select g from generate_series(1,1000) g" >/dev/null || break; done ) &
+w=$!
+sleep 2
+{lvsnap} create $m/pg --name ps --hold "{hold} -h $m/pg/sock -p $PGSB_PORT -U postgres -d postgres" --json
+kill $w; w=
+btrfs -q subvolume snapshot $m/ps $m/rw
+rm -f $m/rw/primary/postmaster.pid; mkdir -p $m/rw/sock2; chown -R pgtest $m/rw
+runuser -u pgtest -- {pg_ctl} -D $m/rw/primary -o "-p 54392 -c unix_socket_directories=$m/rw/sock2" -l $m/rw/log -w start >/dev/null
+psql -h $m/rw/sock2 -p 54392 -U postgres -d postgres -Atc "select count(*) % 1000, count(*) > 0 from t"
+grep -c "database system was not properly shut down" $m/rw/log || true
+{lvsnap} remove ps
+"#,
+        state = s(&lv.state.0),
+        m = s(&fs.mnt),
+        pgsb = s(&util::script("pg-sandbox")),
+        pg_ctl = s(pg_ctl),
+        hold = s(&util::script("hold-postgres")),
+        lvsnap = s(&bin("lvsnap")),
+    );
+    let o = util::sh(&script);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{out}\n{}", util::stderr(&o));
+    let mut lines = out.lines();
+    let j: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert!(j["lock_held_ms"].as_f64().is_some(), "{out}");
+    assert_eq!(lines.next(), Some("0|t"), "whole 1000-row transactions only, and some: {out}");
+    assert_eq!(lines.next(), Some("1"), "the copy went through crash recovery: {out}");
+    assert_eq!(lv.list(), "");
+}
