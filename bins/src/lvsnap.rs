@@ -133,6 +133,8 @@ Killed by SIGINT, SIGTERM or SIGHUP, lvsnap first undoes its steps, then dies by
 The \fB\-\-hold\fR command runs under \fBsh \-c\fR with a pipe on stdin and stdout. It takes its lock, prints a
 line \fBREADY\fR, and keeps the lock until its stdin reaches end of file; then it releases the lock and exits 0.
 lvsnap snapshots between the two. If lvsnap dies, even by SIGKILL, the pipe closes and the lock is released.
+Other lines the command prints on stdout are copied to lvsnap's stderr; its stderr is lvsnap's. The lock-held
+time reported is from READY to the command's exit after release.
 \fBscripts/hold\-mysql\fR (FLUSH TABLES WITH READ LOCK in one session) and \fBscripts/hold\-postgres\fR (CHECKPOINT)
 follow it.
 .SH BACKENDS

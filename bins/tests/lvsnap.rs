@@ -150,6 +150,14 @@ fn btrfs_snapshot_is_readonly_listed_and_removed() {
     let o = lv.run(&["remove", "s1"]);
     assert_eq!(util::stderr(&o), "lvsnap: s1: no such snapshot (see lvsnap list)\n");
     assert_eq!(util::status_code(&o), 1);
+    // A plain directory on btrfs (not a subvolume): btrfs file clones (reflink backend).
+    let o = lv.run(&["create", s(&fs.p("data/sub")), "--name", "r1", "--dest", s(&fs.mnt), "--json"]);
+    ok(&o);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["backend"], "reflink");
+    assert_eq!(std::fs::read(fs.p("r1/g")).unwrap(), vec![7u8; 100_000]);
+    ok(&lv.run(&["remove", "r1"]));
+    assert!(!fs.p("r1").exists());
 }
 
 #[test]
