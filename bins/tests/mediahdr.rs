@@ -357,3 +357,9 @@ fn tape_operations_on_a_file_say_not_a_tape() {
     let o = run(&["show", "--file", "2", &f]);
     assert_eq!((status_code(&o), stderr(&o)), (1, format!("mediahdr: {f}: --file 2: not a tape device\n")));
 }
+
+#[test]
+fn a_closed_stderr_does_not_change_the_exit_code() {
+    let o = sh(&format!("set +e; {} show /nonexistent/x 2>&-; echo $?", m()));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "1\n");
+}

@@ -45,7 +45,7 @@ impl Tool {
             Sigpipe::Ignore => lampvault::sys::signals::sigpipe_ignore(),
         };
         if let Err(e) = set {
-            eprintln!("{}: cannot set SIGPIPE disposition: {}", self.name, e.desc());
+            warn(format_args!("{}: cannot set SIGPIPE disposition: {}", self.name, e.desc()));
             return ExitCode::from(1);
         }
         let matches = match cmd.try_get_matches() {
@@ -65,19 +65,26 @@ impl Tool {
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-            eprintln!("{name}: internal error: {msg}{at}");
+            warn(format_args!("{name}: internal error: {msg}{at}"));
         }));
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&matches))) {
             Ok(Ok(code)) => ExitCode::from(code),
             Ok(Err(f)) => {
                 if !f.msg.is_empty() {
-                    eprintln!("{}: {}", self.name, f.msg);
+                    warn(format_args!("{}: {}", self.name, f.msg));
                 }
                 ExitCode::from(f.code)
             }
             Err(_) => ExitCode::from(self.internal_error_code),
         }
     }
+}
+
+/// One line on stderr. Unlike `eprintln!`, a closed or full stderr is ignored rather than a
+/// panic: the exit code still tells the caller what happened.
+pub fn warn(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{args}");
 }
 
 /// True when progress should be shown: asked for, or stderr is a terminal.

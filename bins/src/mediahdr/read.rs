@@ -171,7 +171,7 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
     progress.done();
     if m.get_flag("verbose") {
         let secs = progress.elapsed().as_secs_f64();
-        eprintln!("mediahdr: {name}: {len} bytes of payload, {:.3} s, {:.1} MB/s", secs, len as f64 / secs.max(1e-9) / 1e6);
+        crate::common::warn(format_args!("mediahdr: {name}: {len} bytes of payload, {:.3} s, {:.1} MB/s", secs, len as f64 / secs.max(1e-9) / 1e6));
     }
     if let Some((want, strict)) = check {
         let got = amanda::Crc { crc, size: len as i64 };
@@ -267,7 +267,7 @@ pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
             let mut input = match open_in(&pname) {
                 Ok(i) => i,
                 Err(f) => {
-                    eprintln!("mediahdr: {}", f.msg);
+                    crate::common::warn(format_args!("mediahdr: {}", f.msg));
                     failed = Some(f.code);
                     continue;
                 }

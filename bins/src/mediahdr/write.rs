@@ -187,7 +187,7 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
     }
     if m.get_flag("verbose") {
         let secs = progress.elapsed().as_secs_f64();
-        eprintln!(
+        crate::common::warn(format_args!(
             "mediahdr: {out_name}: {} bytes of payload, {}+{} records of {bs} with the header, {:.3} s, {:.1} MB/s{}",
             len,
             stats.full_records,
@@ -195,7 +195,7 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
             secs,
             len as f64 / secs.max(1e-9) / 1e6,
             if header.server_crc.crc != 0 { format!(", SERVER-CRC {}", header.server_crc) } else { String::new() }
-        );
+        ));
     }
     Ok(0)
 }

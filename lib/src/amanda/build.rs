@@ -18,7 +18,7 @@ pub enum BuildError {
     Part { partnum: i32, totalparts: i32 },
     /// A value that must be one word contains a space.
     Space { field: &'static str, value: String },
-    /// A value contains a newline, tab at the start, or NUL that would break the text.
+    /// A value contains a newline, CR or NUL, or a first-line word a `"`: it would not read back.
     BadChar { field: &'static str, value: String },
     /// A value is longer than Amanda's 255-byte fields.
     TooLong { field: &'static str, len: usize },
@@ -44,7 +44,7 @@ impl std::fmt::Display for BuildError {
             BuildError::Datestamp(d) => write!(f, "invalid datestamp '{d}': expected YYYYMMDD, YYYYMMDDhhmmss or X"),
             BuildError::Part { partnum, totalparts } => write!(f, "invalid part {partnum}/{totalparts}: parts count from 1 and cannot exceed the total"),
             BuildError::Space { field, value } => write!(f, "{field} '{value}' must not contain a space"),
-            BuildError::BadChar { field, value } => write!(f, "{field} {value:?} contains a newline or control character"),
+            BuildError::BadChar { field, value } => write!(f, "{field} {value:?} contains a newline, control character or (on the first line) a double quote"),
             BuildError::TooLong { field, len } => write!(f, "{field} is {len} bytes; Amanda keeps at most {FIELD_MAX}"),
             BuildError::NoPipe(k) => write!(f, "{k} must end with '|'"),
             BuildError::NoRecoverCmd => write!(f, "an uncompress or decrypt command needs a recover command"),
@@ -94,7 +94,17 @@ impl Header {
             } else {
                 v.bytes().any(|b| b == b'\n' || b == b'\0' || b == b'\r')
             };
-            if bad {
+            // A double quote in a first-line word would make the reader's quote-aware scan of
+            // the first line run on into the next lines (found by fuzzing the round trip).
+            const FIRST_LINE: [&str; 12] = [
+                "datestamp", "name", "comp_suffix", "encrypt_suffix", "program", "srvcompprog",
+                "clntcompprog", "srv_encrypt", "clnt_encrypt", "srv_decrypt_opt", "clnt_decrypt_opt", "application",
+            ];
+            let quote = FIRST_LINE.contains(&k) && k != "application" && v.contains('"')
+                // Quoted, a disk ending in `\` ends in `\\"`, which Amanda's first-line scan
+                // takes for an escaped quote: the header would not read back.
+                || (k == "disk" && v.ends_with('\\'));
+            if bad || quote {
                 return Err(BuildError::BadChar { field: k, value: v.to_string() });
             }
         }
@@ -191,8 +201,11 @@ impl Header {
         if self.blocksize != 0 && !self.blocksize.is_multiple_of(1024) {
             return Err(BuildError::BlockSize(self.blocksize));
         }
-        let program = match self.program.len().checked_sub(4) {
-            Some(n) if self.program[n..].eq_ignore_ascii_case(".exe") && n > 0 => &self.program[..n],
+        // Amanda trims a trailing ".exe". Compare bytes: ".exe" is ASCII, so when it matches,
+        // the cut is on a char boundary (found by fuzzing with a non-ASCII program name).
+        let p = self.program.as_bytes();
+        let program = match p.len().checked_sub(4) {
+            Some(n) if n > 0 && p[n..].eq_ignore_ascii_case(b".exe") => &self.program[..n],
             _ => &self.program[..],
         };
         s.push_str(&format!(

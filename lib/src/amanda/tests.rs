@@ -156,6 +156,13 @@ fn writer_checks() {
         }),
         BuildError::Both(_)
     ));
+    assert!(matches!(bad(|h| h.disk = "C:\\".into()), BuildError::BadChar { field: "disk", .. }));
+    assert!(matches!(bad(|h| h.program = "a\"b".into()), BuildError::BadChar { field: "program", .. }));
+    let mut exe = base.clone();
+    exe.program = "C:/bin/TAR.EXE".into();
+    assert!(exe.to_text().unwrap().contains(" program C:/bin/TAR\n"));
+    exe.program = "/bin\u{fffd}tar".into();
+    assert!(exe.to_text().is_ok(), "non-ASCII program name near the end");
     let mut big = base.clone();
     big.dle_str = Some("x\n".repeat(100));
     assert!(matches!(big.to_block(300), Err(BuildError::TooBig { .. })));
