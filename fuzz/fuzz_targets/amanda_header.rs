@@ -14,16 +14,24 @@ fuzz_target!(|data: &[u8]| {
         Ok(mut h) => {
             let _ = h.summary();
             h.truncated.clear();
+            // What Amanda's writer leaves out: ORIGSIZE <= 0, a CRC line whose CRC is 0.
+            h.orig_size = h.orig_size.max(0);
+            for c in [&mut h.native_crc, &mut h.client_crc, &mut h.server_crc] {
+                if c.crc == 0 {
+                    c.size = 0;
+                }
+            }
             h.blocksize = HEADER_BLOCK;
             // The restore line is split on '|': a command with an inner '|' cannot round-trip
             // (Amanda's own format keeps a 4th command inside recover_cmd).
             // Nor does one with spaces at its ends (a value cut at 255 bytes can end in one):
             // the reader trims them.
-            let unstable = |c: &str| {
-                let body = c.trim_end_matches('|').trim_end();
-                body.contains('|') || body.trim() != body || (c.ends_with('|') && !c.ends_with(" |"))
+            let unstable_piped = |c: &str| {
+                !c.is_empty()
+                    && c.strip_suffix(" |").is_none_or(|b| b.trim() != b || b.contains('|'))
             };
-            if unstable(&h.recover_cmd) || unstable(&h.uncompress_cmd) || unstable(&h.decrypt_cmd) {
+            let unstable_recover = |c: &str| c.trim() != c || c.contains('|');
+            if unstable_recover(&h.recover_cmd) || unstable_piped(&h.uncompress_cmd) || unstable_piped(&h.decrypt_cmd) {
                 return;
             }
             if let Ok(block) = h.to_block(HEADER_BLOCK) {
