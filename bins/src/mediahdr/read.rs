@@ -67,21 +67,7 @@ fn block_size(m: &ArgMatches) -> usize {
     *m.get_one::<usize>("block-size").expect("has a default")
 }
 
-/// `amanda-parse-header`'s escaping of values.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => o.push_str(&format!("\\x{:02x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o
-}
+use lampvault::amanda::escape_value as esc;
 
 fn to_json(h: &Header) -> String {
     let mut map = Vec::new();
@@ -96,12 +82,18 @@ fn to_json(h: &Header) -> String {
     format!("{{{}}}\n", map.join(","))
 }
 
-pub fn show(m: &ArgMatches) -> Result<u8, Failure> {
+/// Open IN, position a tape at `--file`, read the first block.
+fn open_first(m: &ArgMatches) -> Result<(End, AlignedBuf, First), Failure> {
     let bs = block_size(m);
     let mut input = open_in(m.get_one::<String>("input").expect("default"))?;
     position(&input, m)?;
     let mut buf = buffer_for(&input, bs)?;
     let first = read_first(&mut input, bs, &mut buf)?;
+    Ok((input, buf, first))
+}
+
+pub fn show(m: &ArgMatches) -> Result<u8, Failure> {
+    let (input, _buf, first) = open_first(m)?;
     let name = input.name.clone();
     if first.got == 0 {
         return Err(Failure::new(exit::TRUNCATED, format!("{name}: empty input: no header block")));
@@ -146,11 +138,7 @@ fn crc_to_check(h: &Header) -> Option<(amanda::Crc, bool)> {
 }
 
 pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
-    let bs = block_size(m);
-    let mut input = open_in(m.get_one::<String>("input").expect("default"))?;
-    position(&input, m)?;
-    let mut buf = buffer_for(&input, bs)?;
-    let first = read_first(&mut input, bs, &mut buf)?;
+    let (mut input, buf, first) = open_first(m)?;
     let name = input.name.clone();
     let h = require_header(first, &name, true)?;
     let check = if m.get_flag("no-verify") { None } else { crc_to_check(&h) };

@@ -58,6 +58,22 @@ impl std::fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
+fn nonempty(k: &'static str, v: &str) -> Result<(), BuildError> {
+    if v.is_empty() {
+        Err(BuildError::Empty(k))
+    } else {
+        Ok(())
+    }
+}
+
+fn one_word(k: &'static str, v: &str) -> Result<(), BuildError> {
+    if v.contains(' ') {
+        Err(BuildError::Space { field: k, value: v.to_string() })
+    } else {
+        Ok(())
+    }
+}
+
 fn datestamp_ok(d: &str) -> bool {
     d == "X" || ((d.len() == 8 || d.len() == 14) && d.bytes().all(|b| b.is_ascii_digit()))
 }
@@ -114,14 +130,6 @@ impl Header {
     /// The header text exactly as Amanda's `build_header` writes it (without NUL padding).
     pub fn to_text(&self) -> Result<String, BuildError> {
         self.check()?;
-        let nonempty = |k: &'static str, v: &str| if v.is_empty() { Err(BuildError::Empty(k)) } else { Ok(()) };
-        let one_word = |k: &'static str, v: &str| {
-            if v.contains(' ') {
-                Err(BuildError::Space { field: k, value: v.to_string() })
-            } else {
-                Ok(())
-            }
-        };
         let date = |d: &str| if datestamp_ok(d) { Ok(()) } else { Err(BuildError::Datestamp(d.to_string())) };
         let mut s = String::new();
         match self.kind {
@@ -143,14 +151,6 @@ impl Header {
     }
 
     fn dump_text(&self, s: &mut String) -> Result<(), BuildError> {
-        let nonempty = |k: &'static str, v: &str| if v.is_empty() { Err(BuildError::Empty(k)) } else { Ok(()) };
-        let one_word = |k: &'static str, v: &str| {
-            if v.contains(' ') {
-                Err(BuildError::Space { field: k, value: v.to_string() })
-            } else {
-                Ok(())
-            }
-        };
         let piped = |k: &'static str, v: &str| if !v.is_empty() && !v.ends_with('|') { Err(BuildError::NoPipe(k)) } else { Ok(()) };
         let split = if self.kind == Kind::SplitFile {
             if self.partnum < 1 || (self.totalparts >= 0 && self.partnum > self.totalparts) {

@@ -219,6 +219,23 @@ impl Header {
     }
 }
 
+/// A value escaped as `amanda-parse-header` prints it: `\\`, `\n`, `\t`, `\r`, other control
+/// bytes as `\xHH`; everything else as it is.
+pub fn escape_value(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            '\r' => o.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
 /// True when `first` starts like an Amanda header (`AMANDA: ` or `NETDUMP: `, leading
 /// spaces allowed as Amanda's tokenizer allows them). A quick test before a full [`parse`].
 pub fn looks_like_header(first: &[u8]) -> bool {

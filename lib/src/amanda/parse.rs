@@ -87,54 +87,34 @@ impl<'a> Tok<'a> {
     }
 }
 
-/// C's `sscanf("%d")`: optional whitespace and sign, at least one digit; wraps like a C int.
-fn scan_int(s: &[u8]) -> Option<i32> {
+/// C's number prefix: optional whitespace and sign, then the decimal digits (saturating).
+/// Returns the value and how many digits there were.
+fn scan_decimal(s: &[u8]) -> (i64, usize) {
     let mut i = s.iter().position(|b| !b" \t\n\r\x0b\x0c".contains(b)).unwrap_or(s.len());
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let digits = s[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
+    let neg = s.get(i) == Some(&b'-');
+    if matches!(s.get(i), Some(b'-') | Some(b'+')) {
+        i += 1;
     }
     let mut v: i64 = 0;
-    for &d in &s[i..i + digits] {
+    let mut digits = 0;
+    for &d in s[i..].iter().take_while(|b| b.is_ascii_digit()) {
         v = v.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+        digits += 1;
     }
-    Some(if neg { -v } else { v } as i32)
+    (if neg { -v } else { v }, digits)
+}
+
+/// C's `sscanf("%d")`: at least one digit; wraps like a C int.
+fn scan_int(s: &[u8]) -> Option<i32> {
+    match scan_decimal(s) {
+        (_, 0) => None,
+        (v, _) => Some(v as i32),
+    }
 }
 
 /// C's `atoll`: leading digits, 0 when there are none.
 fn scan_ll(s: &[u8]) -> i64 {
-    let mut i = s.iter().position(|b| !b" \t\n\r\x0b\x0c".contains(b)).unwrap_or(s.len());
-    let neg = match s.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let mut v: i64 = 0;
-    for &d in s[i..].iter().take_while(|b| b.is_ascii_digit()) {
-        v = v.saturating_mul(10).saturating_add(i64::from(d - b'0'));
-    }
-    if neg {
-        -v
-    } else {
-        v
-    }
+    scan_decimal(s).0
 }
 
 /// `%x:%lld`: both parts or nothing (then 0:0).

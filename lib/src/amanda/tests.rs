@@ -8,21 +8,7 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/amanda")
 }
 
-/// `amanda-parse-header`'s escaping.
-pub(crate) fn esc(s: &str) -> String {
-    let mut o = String::new();
-    for c in s.chars() {
-        match c {
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => o.push_str(&format!("\\x{:02x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o
-}
+use super::escape_value as esc;
 
 fn kv_of(h: &Header) -> String {
     h.fields().iter().map(|(k, v)| format!("{k}={}\n", esc(v))).collect()
