@@ -48,7 +48,7 @@ fn join_args(dir: &Scratch, sub: &str, args: &[&str], vols: &[&str]) -> std::pro
 }
 
 fn amanda_present() -> bool {
-    require("Amanda's RAIT device (amanda-server)", sh("dpkg -L amanda-common 2>/dev/null | grep -q '/Amanda/Header.pm$'").status.success())
+    require("Amanda's RAIT device (amanda-server)", sh("dpkg -L amanda-common 2>/dev/null | grep '/Amanda/Header.pm$' >/dev/null").status.success())
 }
 
 /// Amanda's 32 KiB SPLIT_FILE header from the fixture (identical on every child).
@@ -248,7 +248,7 @@ sleep 0.5
 cmp out1 in
 {r} join a b c > out2
 cmp out2 in
-head -c 32768 a | tr -d '\0' | grep -q 'len=trailer'
+head -c 32768 a | tr -d '\0' | grep 'len=trailer' >/dev/null
 "#,
         dir = s.0.display(),
         r = r()
