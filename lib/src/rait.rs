@@ -92,7 +92,7 @@ impl Geometry {
         if parity == 0 || parity >= volumes {
             return Err(LayoutError::Parity { volumes, parity });
         }
-        if !(MIN_BLOCK..=MAX_BLOCK).contains(&block) || block % 2 != 0 {
+        if !(MIN_BLOCK..=MAX_BLOCK).contains(&block) || !block.is_multiple_of(2) {
             return Err(LayoutError::Block(block));
         }
         if !(MIN_BLOCK..=MAX_BLOCK).contains(&header_size) {

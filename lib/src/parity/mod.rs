@@ -96,7 +96,7 @@ pub struct Codec {
 impl Codec {
     /// A codec for `data` data and `parity` parity shards of `shard` bytes.
     pub fn new(data: usize, parity: usize, shard: usize) -> Result<Codec, ParityError> {
-        if shard == 0 || shard % 2 != 0 {
+        if shard == 0 || !shard.is_multiple_of(2) {
             return Err(ParityError::ShardSize(shard));
         }
         if data == 0 || parity == 0 || data + parity > 256 {
@@ -154,12 +154,12 @@ impl Codec {
     /// Reed-Solomon works on independent 64-byte chunks, so it needs a shard size that is a
     /// multiple of 64 (tested in `span_tests`).
     pub fn can_span(&self) -> bool {
-        self.rs.is_none() || self.shard % 64 == 0
+        self.rs.is_none() || self.shard.is_multiple_of(64)
     }
 
     fn check_span(&self, len: usize) {
-        assert!(len > 0 && len % self.shard == 0 && (len == self.shard || self.can_span()), "parity span {len}");
-        debug_assert!(len % 2 == 0);
+        assert!(len > 0 && len.is_multiple_of(self.shard) && (len == self.shard || self.can_span()), "parity span {len}");
+        debug_assert!(len.is_multiple_of(2));
     }
 
     /// Parity of the data shards `bufs[0..data]` at `off..off + len`, into `self.scratch`

@@ -36,6 +36,7 @@ pub enum Source {
 
 /// How join runs.
 #[derive(Debug, Clone, Copy)]
+#[derive(Default)]
 pub struct JoinOptions {
     /// The child block size the user asked for (`None`: what the volumes say, or 32 KiB).
     pub block: Option<usize>,
@@ -46,11 +47,6 @@ pub struct JoinOptions {
     pub trust_data: bool,
 }
 
-impl Default for JoinOptions {
-    fn default() -> Self {
-        JoinOptions { block: None, header_size: None, trust_data: false }
-    }
-}
 
 /// Something worth telling the user; the stream stays exact unless the event says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
