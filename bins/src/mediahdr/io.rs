@@ -70,7 +70,8 @@ pub fn open_out(path: &str, direct: bool) -> Result<(End, Option<DirectFile>), F
     let p = Path::new(path);
     if direct {
         let d = open_direct(p).ctx(path)?;
-        let probe = File::open(p).ctx(path)?;
+        // A second, buffered descriptor: for fstat and for rewriting the header at the end.
+        let probe = OpenOptions::new().read(true).write(true).open(p).ctx(path)?;
         let kind = kind_of(&probe, path)?;
         if kind != FdKind::BlockDevice {
             return Err(Failure::usage(format!("{path}: --direct is for block devices")));

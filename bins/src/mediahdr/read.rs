@@ -145,10 +145,26 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
     let (mut out, _) = open_out(m.get_one::<String>("output").expect("default"), false)?;
     let out_name = out.name.clone();
     let tape_in = input.kind == FdKind::Tape;
+    let input_kind = input.kind;
     let mut progress = Progress::new("mediahdr", progress_wanted(m.get_flag("progress")));
     let (mut crc, mut len) = (0u32, 0u64);
     let mut r = RecordReader::new(&mut input.file, buf.len()).ctx("buffer")?.tape(tape_in);
+    // A block device is larger than what was written to it: when the header records the
+    // payload's size (SERVER-CRC of a whole dump), stop there instead of copying the rest.
+    let limit = match (input_kind, &h.kind) {
+        (FdKind::BlockDevice, Kind::File) if h.server_crc.crc != 0 && h.cont_filename.is_empty() => {
+            Some(h.server_crc.size.max(0) as u64)
+        }
+        _ => None,
+    };
     while let Some(rec) = r.next_record().ctx(&name)? {
+        let rec = match limit {
+            Some(l) if len + rec.len() as u64 > l => &rec[..(l - len) as usize],
+            _ => rec,
+        };
+        if rec.is_empty() {
+            break;
+        }
         if check.is_some() {
             crc = amanda::crc_append(crc, rec);
         }
