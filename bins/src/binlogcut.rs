@@ -33,7 +33,9 @@ fn strict_arg() -> Arg {
     Arg::new("strict")
         .long("strict")
         .action(ArgAction::SetTrue)
-        .help("Treat a file in use (live or crashed) that ends inside an event as an error (exit 4)")
+        .help(
+            "Treat a file in use (live or crashed) that ends inside an event as an error (exit 4)",
+        )
 }
 
 pub fn command() -> Command {
@@ -104,11 +106,7 @@ pub fn command() -> Command {
         )
         .arg(strict_arg())
         .arg(
-            Arg::new("verbose")
-                .short('v')
-                .long("verbose")
-                .action(ArgAction::SetTrue)
-                .help("Print a summary line on stderr"),
+            crate::common::verbose_arg(),
         )
         .arg(files_arg())
         .subcommand(
@@ -186,20 +184,30 @@ binlogcut verify /var/lib/mysql/mysql\-bin.[0\-9]*
 "#;
 
 pub fn main() -> ExitCode {
-    Tool { name: "binlogcut", sigpipe: Sigpipe::Default, internal_error_code: 1 }.main(command(), run)
+    Tool {
+        name: "binlogcut",
+        sigpipe: Sigpipe::Default,
+        internal_error_code: 1,
+    }
+    .main(command(), run)
 }
 
 fn files(m: &ArgMatches) -> Vec<String> {
-    m.get_many::<String>("FILE").map(|v| v.cloned().collect()).unwrap_or_default()
+    m.get_many::<String>("FILE")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
 }
 
 fn run(m: &ArgMatches) -> Result<u8, Failure> {
     match m.subcommand() {
         Some(("list", s)) => {
             let grep = match s.get_one::<String>("grep") {
-                Some(r) => Some(
-                    regex::bytes::Regex::new(r).map_err(|e| Failure::usage(format!("--grep: {}", e.to_string().lines().last().unwrap_or("bad regex"))))?,
-                ),
+                Some(r) => Some(regex::bytes::Regex::new(r).map_err(|e| {
+                    Failure::usage(format!(
+                        "--grep: {}",
+                        e.to_string().lines().last().unwrap_or("bad regex")
+                    ))
+                })?),
                 None => None,
             };
             list::run(list::ListArgs {

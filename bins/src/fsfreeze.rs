@@ -20,7 +20,9 @@ use std::process::{Child, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
-use lampvault::freeze::{self, FreezeReport, GuardedFreeze, Target, WatchdogEvent, WatchdogOptions};
+use lampvault::freeze::{
+    self, FreezeReport, GuardedFreeze, Target, WatchdogEvent, WatchdogOptions,
+};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -53,26 +55,36 @@ Examples:
 /// "no timeout" is not offered.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
         .ok()
         .filter(|n: &f64| n.is_finite() && *n >= 0.0)
-        .ok_or_else(|| format!("invalid duration '{s}': expected a number such as 30s, 500ms, 2m"))?;
+        .ok_or_else(|| {
+            format!("invalid duration '{s}': expected a number such as 30s, 500ms, 2m")
+        })?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration '{s}': unknown unit '{unit}' (use ms, s, m, h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration '{s}': unknown unit '{unit}' (use ms, s, m, h)"
+            ))
+        }
     };
     if secs > 7.0 * 86400.0 {
         return Err(format!("invalid duration '{s}': longer than a week"));
     }
     let d = Duration::from_secs_f64(secs);
     if d < Duration::from_millis(1) {
-        return Err(format!("invalid duration '{s}': must be at least 1ms (there is no \"never thaw\")"));
+        return Err(format!(
+            "invalid duration '{s}': must be at least 1ms (there is no \"never thaw\")"
+        ));
     }
     Ok(d)
 }
@@ -167,7 +179,12 @@ pub fn command() -> Command {
 }
 
 pub fn main() -> ExitCode {
-    Tool { name: "fsfreeze", sigpipe: Sigpipe::Ignore, internal_error_code: 1 }.main(command(), run)
+    Tool {
+        name: "fsfreeze",
+        sigpipe: Sigpipe::Ignore,
+        internal_error_code: 1,
+    }
+    .main(command(), run)
 }
 
 fn run(m: &ArgMatches) -> Result<u8, Failure> {
@@ -188,12 +205,17 @@ fn run_modes(m: &ArgMatches) -> Result<u8, Failure> {
     // util-linux's checks, in its order and with its words (exit 1).
     let (f, u) = (m.get_flag("freeze"), m.get_flag("unfreeze"));
     if f && u {
-        return Err(Failure::failed("mutually exclusive arguments: --freeze --unfreeze"));
+        return Err(Failure::failed(
+            "mutually exclusive arguments: --freeze --unfreeze",
+        ));
     }
     if !f && !u {
         return Err(Failure::failed("neither --freeze or --unfreeze specified"));
     }
-    let paths: Vec<&PathBuf> = m.get_many("mountpoint").map(|v| v.collect()).unwrap_or_default();
+    let paths: Vec<&PathBuf> = m
+        .get_many("mountpoint")
+        .map(|v| v.collect())
+        .unwrap_or_default();
     let path = match paths[..] {
         [] => return Err(Failure::failed("no filename specified")),
         [p] => p,
@@ -206,13 +228,21 @@ fn run_modes(m: &ArgMatches) -> Result<u8, Failure> {
         let start = Instant::now();
         t.freeze().map_err(fail)?;
         if verbose {
-            eprintln!("fsfreeze: {}: frozen (freeze took {})", path.display(), ms(start.elapsed()));
+            eprintln!(
+                "fsfreeze: {}: frozen (freeze took {})",
+                path.display(),
+                ms(start.elapsed())
+            );
         }
     } else {
         let start = Instant::now();
         freeze::thaw(path).map_err(fail)?;
         if verbose {
-            eprintln!("fsfreeze: {}: thawed (thaw took {})", path.display(), ms(start.elapsed()));
+            eprintln!(
+                "fsfreeze: {}: thawed (thaw took {})",
+                path.display(),
+                ms(start.elapsed())
+            );
         }
     }
     Ok(0)
@@ -310,14 +340,23 @@ fn run_guarded(m: &ArgMatches, verbose: bool) -> Result<u8, Failure> {
     // mask: std would pass this one on, so COMMAND is spawned with an empty one, and the
     // watchdog resets its own.
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
         mask.add(s);
     }
-    mask.thread_block().map_err(|e| run_failed(format!("cannot block signals: {}", e.desc())))?;
+    mask.thread_block()
+        .map_err(|e| run_failed(format!("cannot block signals: {}", e.desc())))?;
     let mut sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| run_failed(format!("signalfd: {}", e.desc())))?;
 
-    let opts = WatchdogOptions { timeout, orphan_log_name: Some("fsfreeze".to_string()) };
+    let opts = WatchdogOptions {
+        timeout,
+        orphan_log_name: Some("fsfreeze".to_string()),
+    };
     let mut guard = GuardedFreeze::spawn(targets, opts).map_err(|e| run_failed(e.to_string()))?;
     if let Err(e) = guard.freeze_all() {
         report(&guard.thaw_all(), verbose);
@@ -335,8 +374,15 @@ fn run_guarded(m: &ArgMatches, verbose: bool) -> Result<u8, Failure> {
         Ok(c) => c,
         Err(e) => {
             report(&guard.thaw_all(), verbose);
-            let code = if e.kind() == io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXEC };
-            return Err(Failure::new(code, format!("{}: {}", argv[0].to_string_lossy(), errno_text(&e))));
+            let code = if e.kind() == io::ErrorKind::NotFound {
+                EXIT_NOT_FOUND
+            } else {
+                EXIT_CANNOT_EXEC
+            };
+            return Err(Failure::new(
+                code,
+                format!("{}: {}", argv[0].to_string_lossy(), errno_text(&e)),
+            ));
         }
     };
 
@@ -394,7 +440,10 @@ fn run_guarded(m: &ArgMatches, verbose: bool) -> Result<u8, Failure> {
         }
         Outcome::TimedOut => Err(Failure::new(
             EXIT_TIMEOUT,
-            format!("timeout after {}: filesystems thawed, {cmd} stopped", humantime(timeout)),
+            format!(
+                "timeout after {}: filesystems thawed, {cmd} stopped",
+                humantime(timeout)
+            ),
         )),
         Outcome::WatchdogDied => Err(run_failed(format!(
             "the watchdog process died: filesystems thawed early, {cmd} stopped"

@@ -23,11 +23,41 @@ pub struct ManPage {
 /// Every man page under `man/`; `tests/man.rs` fails when a committed page is stale.
 pub fn man_pages() -> Vec<ManPage> {
     vec![
-        ManPage { tool: "mediahdr", section: 1, command: mediahdr::command, tail: mediahdr::MAN_TAIL },
-        ManPage { tool: "raitstripe", section: 1, command: raitstripe::command, tail: raitstripe::MAN_TAIL },
-        ManPage { tool: "walarchive", section: 1, command: walarchive::command, tail: walarchive::MAN_TAIL },
-        ManPage { tool: "binlogcut", section: 1, command: binlogcut::command, tail: binlogcut::MAN_TAIL },
-        ManPage { tool: "lvsnap", section: 8, command: lvsnap::command, tail: lvsnap::MAN_TAIL },
-        ManPage { tool: "fsfreeze", section: 8, command: fsfreeze::command, tail: fsfreeze::MAN_TAIL },
+        ManPage {
+            tool: "mediahdr",
+            section: 1,
+            command: mediahdr::command,
+            tail: mediahdr::MAN_TAIL,
+        },
+        ManPage {
+            tool: "raitstripe",
+            section: 1,
+            command: raitstripe::command,
+            tail: raitstripe::MAN_TAIL,
+        },
+        ManPage {
+            tool: "walarchive",
+            section: 1,
+            command: walarchive::command,
+            tail: walarchive::MAN_TAIL,
+        },
+        ManPage {
+            tool: "binlogcut",
+            section: 1,
+            command: binlogcut::command,
+            tail: binlogcut::MAN_TAIL,
+        },
+        ManPage {
+            tool: "lvsnap",
+            section: 8,
+            command: lvsnap::command,
+            tail: lvsnap::MAN_TAIL,
+        },
+        ManPage {
+            tool: "fsfreeze",
+            section: 8,
+            command: fsfreeze::command,
+            tail: fsfreeze::MAN_TAIL,
+        },
     ]
 }

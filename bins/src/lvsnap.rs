@@ -102,13 +102,11 @@ pub fn command() -> Command {
 /// The internal watchdog process (`lvsnap __watchdog`), kept out of `command()` and the man
 /// pages: only lvsnap starts it.
 fn watchdog_command() -> Command {
-    Command::new("lvsnap")
-        .subcommand_required(true)
-        .subcommand(
-            Command::new("__watchdog")
-                .arg(Arg::new("resume").long("resume").action(ArgAction::Append))
-                .arg(Arg::new("thaw").long("thaw").action(ArgAction::Append)),
-        )
+    Command::new("lvsnap").subcommand_required(true).subcommand(
+        Command::new("__watchdog")
+            .arg(Arg::new("resume").long("resume").action(ArgAction::Append))
+            .arg(Arg::new("thaw").long("thaw").action(ArgAction::Append)),
+    )
 }
 
 pub const MAN_TAIL: &str = r#".SH "EXIT STATUS"
@@ -178,7 +176,11 @@ lvsnap list; lvsnap remove db\-nightly
 "#;
 
 pub fn main() -> ExitCode {
-    let tool = Tool { name: "lvsnap", sigpipe: Sigpipe::Ignore, internal_error_code: 1 };
+    let tool = Tool {
+        name: "lvsnap",
+        sigpipe: Sigpipe::Ignore,
+        internal_error_code: 1,
+    };
     if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("__watchdog")) {
         return tool.main(watchdog_command(), run);
     }
@@ -195,7 +197,11 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
         Some(("watch", a)) => with_signals(|sig| cmd_watch(a, sig)),
         Some(("rollback", a)) => cmd_rollback(a),
         Some(("__watchdog", a)) => {
-            let list = |k: &str| a.get_many::<String>(k).map(|v| v.cloned().collect::<Vec<_>>()).unwrap_or_default();
+            let list = |k: &str| {
+                a.get_many::<String>(k)
+                    .map(|v| v.cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
             watchdog::run(&list("resume"), &list("thaw"))
         }
         _ => Err(Failure::usage("a subcommand is required")),
@@ -215,7 +221,8 @@ impl From<Failure> for Stop {
 }
 
 fn with_signals(f: impl FnOnce(&mut TermSignals) -> Result<u8, Stop>) -> Result<u8, Failure> {
-    let mut sig = TermSignals::catch().map_err(|e| Failure::failed(format!("cannot catch signals: {}", e.desc())))?;
+    let mut sig = TermSignals::catch()
+        .map_err(|e| Failure::failed(format!("cannot catch signals: {}", e.desc())))?;
     match f(&mut sig) {
         Ok(c) => Ok(c),
         Err(Stop::Failed(e)) => Err(e),
@@ -255,7 +262,10 @@ fn pause_sig(step: &str, sig: &mut TermSignals) -> Result<(), Stop> {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -265,7 +275,11 @@ fn ms(d: Duration) -> f64 {
 fn require_root() -> Result<(), Failure> {
     use std::os::unix::fs::MetadataExt;
     // The owner of /proc/self is our effective uid (no unsafe geteuid here).
-    if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        != 0
+    {
         return Err(Failure::failed("must be run as root"));
     }
     Ok(())
@@ -318,40 +332,66 @@ fn create_opts(a: &ArgMatches, name: String) -> Result<CreateOpts, Failure> {
         )));
     }
     if o.size.is_some() && o.kind != Kind::Lvm {
-        return Err(Failure::usage(format!("--size applies to the lvm backend only, not {k}")));
+        return Err(Failure::usage(format!(
+            "--size applies to the lvm backend only, not {k}"
+        )));
     }
     if o.cow.is_some() != (o.kind == Kind::Dm) {
-        return Err(Failure::usage(if o.kind == Kind::Dm { "dm: --cow DEVICE is required".to_string() } else { format!("--cow applies to the dm backend only, not {k}") }));
+        return Err(Failure::usage(if o.kind == Kind::Dm {
+            "dm: --cow DEVICE is required".to_string()
+        } else {
+            format!("--cow applies to the dm backend only, not {k}")
+        }));
     }
     if o.dest.is_some() && o.kind.is_block() {
-        return Err(Failure::usage(format!("--dest applies to the btrfs and reflink backends only, not {k}")));
+        return Err(Failure::usage(format!(
+            "--dest applies to the btrfs and reflink backends only, not {k}"
+        )));
     }
     if o.kind == Kind::Lvm && o.size.is_none() {
-        return Err(Failure::usage("lvm: --size is required (e.g. --size 50M or --size 15%)"));
+        return Err(Failure::usage(
+            "lvm: --size is required (e.g. --size 50M or --size 15%)",
+        ));
     }
     match o.kind {
         Kind::Btrfs => {
-            if !lampvault::btrfs::is_subvolume(&o.origin).map_err(|e| Failure::failed(e.to_string()))? {
-                return Err(Failure::failed(format!("{}: not a btrfs subvolume", o.origin.display())));
+            if !lampvault::btrfs::is_subvolume(&o.origin)
+                .map_err(|e| Failure::failed(e.to_string()))?
+            {
+                return Err(Failure::failed(format!(
+                    "{}: not a btrfs subvolume",
+                    o.origin.display()
+                )));
             }
         }
         Kind::Reflink => {
             if !o.origin.is_dir() {
-                return Err(Failure::failed(format!("{}: not a directory", o.origin.display())));
+                return Err(Failure::failed(format!(
+                    "{}: not a directory",
+                    o.origin.display()
+                )));
             }
         }
         Kind::Lvm | Kind::Dm => {
             if backend::block_devno(&o.origin).is_none() {
-                return Err(Failure::failed(format!("{}: not a block device", o.origin.display())));
+                return Err(Failure::failed(format!(
+                    "{}: not a block device",
+                    o.origin.display()
+                )));
             }
         }
     }
     if let Some(fz) = &o.freeze {
         // The filesystem at MOUNTPOINT must be the one on ORIGIN: that is what the
         // suspend freezes (lampvault::freeze resolves the mount by statx mnt_id).
-        let mi = lampvault::freeze::mount_point_of(fz).map_err(|e| Failure::failed(e.to_string()))?;
+        let mi =
+            lampvault::freeze::mount_point_of(fz).map_err(|e| Failure::failed(e.to_string()))?;
         if backend::block_devno(&o.origin) != Some(mi.entry.dev) {
-            return Err(Failure::failed(format!("{}: not a filesystem on {}", fz.display(), o.origin.display())));
+            return Err(Failure::failed(format!(
+                "{}: not a filesystem on {}",
+                fz.display(),
+                o.origin.display()
+            )));
         }
     }
     Ok(o)
@@ -362,14 +402,19 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
     require_root()?;
     let mut lvm = None;
     let snapshot = match o.kind {
-        Kind::Btrfs | Kind::Reflink => ops::path_target(&o.origin, o.dest.as_deref(), &o.name)?.to_string_lossy().into_owned(),
+        Kind::Btrfs | Kind::Reflink => ops::path_target(&o.origin, o.dest.as_deref(), &o.name)?
+            .to_string_lossy()
+            .into_owned(),
         Kind::Lvm => {
             let names = backend::lvm_names(&o.origin)?;
             // A name clash is refused here, before the record names the LV: a leftover
             // record must only ever point at an LV that lvsnap made.
             let vg_lv = format!("{}/{}", names.0, o.name);
             if backend::run_tool("lvs", &["--noheadings", "-o", "lv_name", &vg_lv]).is_ok() {
-                return Err(Failure::failed(format!("{vg_lv}: a logical volume with this name exists")).into());
+                return Err(Failure::failed(format!(
+                    "{vg_lv}: a logical volume with this name exists"
+                ))
+                .into());
             }
             let p = format!("/dev/{vg_lv}");
             lvm = Some(names);
@@ -378,8 +423,15 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         Kind::Dm => {
             let ctl = lampvault::dm::Control::open().map_err(|e| Failure::failed(e.to_string()))?;
             for n in [o.name.clone(), format!("{}-real", o.name)] {
-                if ctl.info(&n).map_err(|e| Failure::failed(e.to_string()))?.is_some() {
-                    return Err(Failure::failed(format!("{n}: a device-mapper device with this name exists")).into());
+                if ctl
+                    .info(&n)
+                    .map_err(|e| Failure::failed(e.to_string()))?
+                    .is_some()
+                {
+                    return Err(Failure::failed(format!(
+                        "{n}: a device-mapper device with this name exists"
+                    ))
+                    .into());
                 }
             }
             format!("/dev/mapper/{}", o.name)
@@ -442,7 +494,12 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         rec.state = "ready".into();
         rec.save()?;
         let frozen = if o.freeze.is_some() { blocked } else { None };
-        Ok(Report { rec: rec.clone(), lock_held, frozen, snapshot: snap_time })
+        Ok(Report {
+            rec: rec.clone(),
+            lock_held,
+            frozen,
+            snapshot: snap_time,
+        })
     })();
     match r {
         Ok(rep) => Ok(rep),
@@ -457,7 +514,10 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
             }
             if made {
                 if let Err(f) = ops::remove(&rec) {
-                    eprintln!("lvsnap: {}: cleanup failed, snapshot left behind (see lvsnap list): {}", rec.name, f.msg);
+                    eprintln!(
+                        "lvsnap: {}: cleanup failed, snapshot left behind (see lvsnap list): {}",
+                        rec.name, f.msg
+                    );
                     return Err(e);
                 }
             }
@@ -486,7 +546,10 @@ fn report(r: &Report, json: bool, verbose: bool) {
         let _ = out(&format!("{}\n", report_json(r)));
     }
     if verbose {
-        let opt = |d: Option<Duration>| d.map(|d| format!("{:.1} ms", ms(d))).unwrap_or_else(|| "-".into());
+        let opt = |d: Option<Duration>| {
+            d.map(|d| format!("{:.1} ms", ms(d)))
+                .unwrap_or_else(|| "-".into())
+        };
         eprintln!(
             "lvsnap: {}: {} snapshot {} in {:.1} ms, lock held {}, frozen {}",
             r.rec.name,
@@ -507,7 +570,10 @@ fn cmd_create(a: &ArgMatches, sig: &mut TermSignals) -> Result<u8, Stop> {
 }
 
 fn cmd_exec(a: &ArgMatches, sig: &mut TermSignals) -> Result<u8, Stop> {
-    let name = a.get_one::<String>("name").cloned().unwrap_or_else(|| format!("lvsnap-exec-{}", std::process::id()));
+    let name = a
+        .get_one::<String>("name")
+        .cloned()
+        .unwrap_or_else(|| format!("lvsnap-exec-{}", std::process::id()));
     let mut o = create_opts(a, name)?;
     let argv: Vec<String> = a.get_many::<String>("command").unwrap().cloned().collect();
     // Block backends need a mount point; path backends already are one.
@@ -527,7 +593,11 @@ fn cmd_exec(a: &ArgMatches, sig: &mut TermSignals) -> Result<u8, Stop> {
             return Err(e);
         }
     };
-    let mnt = r.rec.mount.clone().unwrap_or_else(|| r.rec.snapshot.clone());
+    let mnt = r
+        .rec
+        .mount
+        .clone()
+        .unwrap_or_else(|| r.rec.snapshot.clone());
     let st = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .env("LVSNAP_MOUNT", &mnt)
@@ -552,10 +622,17 @@ fn cmd_exec(a: &ArgMatches, sig: &mut TermSignals) -> Result<u8, Stop> {
         Ok(s) if s.success() => Ok(0),
         Ok(s) => {
             use std::os::unix::process::ExitStatusExt;
-            let how = s.code().map(|c| format!("status {c}")).unwrap_or_else(|| format!("signal {}", s.signal().unwrap_or(0)));
+            let how = s
+                .code()
+                .map(|c| format!("status {c}"))
+                .unwrap_or_else(|| format!("signal {}", s.signal().unwrap_or(0)));
             Err(Failure::new(EXIT_COMMAND, format!("{}: exited with {how}", argv[0])).into())
         }
-        Err(e) => Err(Failure::new(EXIT_COMMAND, format!("{}: {}", argv[0], crate::common::errno_text(&e))).into()),
+        Err(e) => Err(Failure::new(
+            EXIT_COMMAND,
+            format!("{}: {}", argv[0], crate::common::errno_text(&e)),
+        )
+        .into()),
     }
 }
 
@@ -565,12 +642,17 @@ fn cmd_remove(a: &ArgMatches) -> Result<u8, Failure> {
     state::check_name(name)?;
     let mut rec = Record::load(name)?;
     if rec.owner_alive() {
-        return Err(Failure::failed(format!("{name}: being created by process {}", rec.pid)));
+        return Err(Failure::failed(format!(
+            "{name}: being created by process {}",
+            rec.pid
+        )));
     }
     if let Some(m) = rec.mount.clone() {
         if ops::is_mounted(Path::new(&m)) {
             if !a.get_flag("umount") {
-                return Err(Failure::failed(format!("{name}: mounted on {m} (use --umount)")));
+                return Err(Failure::failed(format!(
+                    "{name}: mounted on {m} (use --umount)"
+                )));
             }
             ops::umount(Path::new(&m))?;
         }
@@ -614,7 +696,11 @@ fn cmd_list(a: &ArgMatches) -> Result<u8, Failure> {
         let v: Vec<_> = all
             .iter()
             .map(|r| {
-                let st = ops::status(r).unwrap_or(backend::Status { state: "unknown".into(), percent: None, size: None });
+                let st = ops::status(r).unwrap_or(backend::Status {
+                    state: "unknown".into(),
+                    percent: None,
+                    size: None,
+                });
                 status_json(r, &st)
             })
             .collect();
@@ -622,8 +708,18 @@ fn cmd_list(a: &ArgMatches) -> Result<u8, Failure> {
         return Ok(0);
     }
     for r in &all {
-        let st = ops::status(r).map(|s| s.state).unwrap_or_else(|_| "unknown".into());
-        out(&format!("{}\t{}\t{}\t{}\t{}\t{}\n", r.name, r.backend, st, r.origin, r.snapshot, r.mount.as_deref().unwrap_or("-")))?;
+        let st = ops::status(r)
+            .map(|s| s.state)
+            .unwrap_or_else(|_| "unknown".into());
+        out(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\n",
+            r.name,
+            r.backend,
+            st,
+            r.origin,
+            r.snapshot,
+            r.mount.as_deref().unwrap_or("-")
+        ))?;
     }
     Ok(0)
 }
@@ -636,11 +732,20 @@ fn cmd_status(a: &ArgMatches) -> Result<u8, Failure> {
     if a.get_flag("json") {
         out(&format!("{}\n", status_json(&rec, &st)))?;
     } else {
-        let pct = st.percent.map(|p| format!("{p:.2}%")).unwrap_or_else(|| "-".into());
+        let pct = st
+            .percent
+            .map(|p| format!("{p:.2}%"))
+            .unwrap_or_else(|| "-".into());
         out(&format!("{}\t{}\t{}\n", rec.name, st.state, pct))?;
     }
     if st.state == "invalid" || st.state == "overflow" {
-        return Err(Failure::new(EXIT_INVALID, format!("{name}: snapshot is {}: its copy-on-write space overflowed", st.state)));
+        return Err(Failure::new(
+            EXIT_INVALID,
+            format!(
+                "{name}: snapshot is {}: its copy-on-write space overflowed",
+                st.state
+            ),
+        ));
     }
     Ok(0)
 }
@@ -651,11 +756,16 @@ fn cmd_watch(a: &ArgMatches, sig: &mut TermSignals) -> Result<u8, Stop> {
     state::check_name(name)?;
     let at = *a.get_one::<u32>("extend_at").unwrap() as f64;
     let by = *a.get_one::<u32>("extend_by").unwrap() as u64;
-    let interval = Duration::from_secs_f64(a.get_one::<f64>("interval").unwrap().clamp(0.05, 3600.0));
+    let interval =
+        Duration::from_secs_f64(a.get_one::<f64>("interval").unwrap().clamp(0.05, 3600.0));
     let rec = Record::load(name)?;
     let kind = Kind::parse(&rec.backend).unwrap_or(Kind::Reflink);
     if !kind.is_block() {
-        return Err(Failure::usage(format!("{name}: {} snapshots share space with their origin: nothing to watch", rec.backend)).into());
+        return Err(Failure::usage(format!(
+            "{name}: {} snapshots share space with their origin: nothing to watch",
+            rec.backend
+        ))
+        .into());
     }
     loop {
         let st = ops::status(&rec)?;

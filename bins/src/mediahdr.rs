@@ -27,7 +27,11 @@ pub mod exit {
     pub const CRC_MISMATCH: u8 = 6;
 }
 
-const TOOL: Tool = Tool { name: "mediahdr", sigpipe: Sigpipe::Default, internal_error_code: 1 };
+const TOOL: Tool = Tool {
+    name: "mediahdr",
+    sigpipe: Sigpipe::Default,
+    internal_error_code: 1,
+};
 
 fn block_size_arg() -> Arg {
     Arg::new("block-size")
@@ -39,11 +43,19 @@ fn block_size_arg() -> Arg {
 }
 
 fn input_arg() -> Arg {
-    Arg::new("input").value_name("IN").default_value("-").help("Input file or device; - for stdin")
+    Arg::new("input")
+        .value_name("IN")
+        .default_value("-")
+        .help("Input file or device; - for stdin")
 }
 
 fn output_arg() -> Arg {
-    Arg::new("output").short('o').long("output").value_name("OUT").default_value("-").help("Output file or device; - for stdout")
+    Arg::new("output")
+        .short('o')
+        .long("output")
+        .value_name("OUT")
+        .default_value("-")
+        .help("Output file or device; - for stdout")
 }
 
 fn file_arg() -> Arg {
@@ -55,11 +67,10 @@ fn file_arg() -> Arg {
 }
 
 fn date_arg() -> Arg {
-    Arg::new("date").long("date").value_name("YYYYMMDD[hhmmss]").help("Datestamp (default: now, local time)")
-}
-
-fn verbose_arg() -> Arg {
-    Arg::new("verbose").short('v').long("verbose").action(ArgAction::SetTrue).help("Print a summary line on stderr")
+    Arg::new("date")
+        .long("date")
+        .value_name("YYYYMMDD[hhmmss]")
+        .help("Datestamp (default: now, local time)")
 }
 
 /// The clap definition, used to parse and to render `man/mediahdr.1`.
@@ -93,7 +104,7 @@ pub fn command() -> Command {
                 .arg(block_size_arg())
                 .arg(Arg::new("direct").long("direct").action(ArgAction::SetTrue).help("Open OUT (a block device) with O_DIRECT"))
                 .arg(Arg::new("progress").long("progress").action(ArgAction::SetTrue).help("Show progress on stderr (default when stderr is a terminal)"))
-                .arg(verbose_arg())
+                .arg(crate::common::verbose_arg())
                 .arg(output_arg())
                 .arg(input_arg()),
         )
@@ -127,7 +138,7 @@ pub fn command() -> Command {
                 .arg(block_size_arg())
                 .arg(file_arg())
                 .arg(Arg::new("progress").long("progress").action(ArgAction::SetTrue).help("Show progress on stderr (default when stderr is a terminal)"))
-                .arg(verbose_arg())
+                .arg(crate::common::verbose_arg())
                 .arg(output_arg())
                 .arg(input_arg()),
         )

@@ -24,19 +24,35 @@ pub const EXIT_REPAIRABLE: u8 = 3;
 pub const EXIT_UNRECOVERABLE: u8 = 4;
 
 fn size_arg(name: &'static str, help: &'static str) -> Arg {
-    Arg::new(name).long(name).value_name("SIZE").value_parser(parse_size_arg).help(help)
+    Arg::new(name)
+        .long(name)
+        .value_name("SIZE")
+        .value_parser(parse_size_arg)
+        .help(help)
 }
 
 fn common_read_args(cmd: Command) -> Command {
-    cmd.arg(size_arg("block-size", "Child block size the set was written with (default: what the volumes record, else 32k)"))
-        .arg(size_arg("header-size", "Size of the first block of every volume (default: what the volumes record, else 32k)"))
-        .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::SetTrue).help("Print one summary line on stderr"))
-        .arg(
-            Arg::new("IN")
-                .required(true)
-                .num_args(1..)
-                .help("The volumes in set order, parity last; a lost one as 'missing'"),
-        )
+    cmd.arg(size_arg(
+        "block-size",
+        "Child block size the set was written with (default: what the volumes record, else 32k)",
+    ))
+    .arg(size_arg(
+        "header-size",
+        "Size of the first block of every volume (default: what the volumes record, else 32k)",
+    ))
+    .arg(
+        Arg::new("verbose")
+            .short('v')
+            .long("verbose")
+            .action(ArgAction::SetTrue)
+            .help("Print one summary line on stderr"),
+    )
+    .arg(
+        Arg::new("IN")
+            .required(true)
+            .num_args(1..)
+            .help("The volumes in set order, parity last; a lost one as 'missing'"),
+    )
 }
 
 pub fn command() -> Command {
@@ -98,7 +114,12 @@ pub fn command() -> Command {
 }
 
 pub fn main() -> ExitCode {
-    Tool { name: "raitstripe", sigpipe: Sigpipe::Default, internal_error_code: 1 }.main(command(), run)
+    Tool {
+        name: "raitstripe",
+        sigpipe: Sigpipe::Default,
+        internal_error_code: 1,
+    }
+    .main(command(), run)
 }
 
 fn run(m: &ArgMatches) -> Result<u8, Failure> {
@@ -107,13 +128,20 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
         Some(("join", a)) => run_read(a, Mode::Join),
         Some(("verify", a)) => run_read(a, Mode::Verify),
         Some(("rebuild", a)) => run_read(a, Mode::Rebuild),
-        _ => Err(Failure::usage("a subcommand is required (split, join, verify, rebuild)")),
+        _ => Err(Failure::usage(
+            "a subcommand is required (split, join, verify, rebuild)",
+        )),
     }
 }
 
 /// Open an output volume: created/truncated when a file; devices are written in place.
 fn open_out(path: &str) -> Result<VolumeOut, Failure> {
-    let f = OpenOptions::new().write(true).create(true).truncate(true).open(path).ctx(path)?;
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .ctx(path)?;
     let kind = fd_kind(f.as_fd()).map_err(|e| Failure::failed(format!("{path}: {}", e.desc())))?;
     if kind == FdKind::Directory {
         return Err(Failure::failed(format!("{path}: is a directory")));
@@ -127,9 +155,16 @@ fn same_file_twice(paths: &[String], vols: &[VolumeOut]) -> Result<(), Failure> 
     let mut seen: Vec<(u64, u64, usize)> = Vec::with_capacity(vols.len());
     for (i, v) in vols.iter().enumerate() {
         let md = v.metadata().ctx(&paths[i])?;
-        let key = if md.file_type().is_file() { (md.dev(), md.ino()) } else { (md.rdev(), md.ino()) };
+        let key = if md.file_type().is_file() {
+            (md.dev(), md.ino())
+        } else {
+            (md.rdev(), md.ino())
+        };
         if let Some(&(_, _, j)) = seen.iter().find(|&&(d, n, _)| (d, n) == key) {
-            return Err(Failure::usage(format!("split: {} and {} are the same file", paths[j], paths[i])));
+            return Err(Failure::usage(format!(
+                "split: {} and {} are the same file",
+                paths[j], paths[i]
+            )));
         }
         seen.push((key.0, key.1, i));
     }
@@ -147,24 +182,41 @@ fn same_inode(a: &str, b: &str) -> bool {
 
 fn set_identity() -> u64 {
     let mut b = [0u8; 8];
-    if File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok() {
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
         return u64::from_le_bytes(b);
     }
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     t ^ (u64::from(std::process::id()) << 32)
 }
 
 fn run_split(a: &ArgMatches) -> Result<u8, Failure> {
     let outs: Vec<String> = a.get_many::<String>("OUT").unwrap().cloned().collect();
     if outs.iter().any(|o| o == "-") {
-        return Err(Failure::usage("split: '-' is not allowed as a volume (volumes are files, devices or tapes)"));
+        return Err(Failure::usage(
+            "split: '-' is not allowed as a volume (volumes are files, devices or tapes)",
+        ));
     }
-    let block = a.get_one::<usize>("block-size").copied().unwrap_or(AMANDA_BLOCK);
-    let hs = a.get_one::<usize>("header-size").copied().unwrap_or(AMANDA_BLOCK);
+    let block = a
+        .get_one::<usize>("block-size")
+        .copied()
+        .unwrap_or(AMANDA_BLOCK);
+    let hs = a
+        .get_one::<usize>("header-size")
+        .copied()
+        .unwrap_or(AMANDA_BLOCK);
     let parity = usize::from(*a.get_one::<u8>("parity").unwrap());
     let geo = Geometry::new(outs.len(), parity, block, hs, a.get_flag("checksums"))
         .map_err(|e| Failure::usage(format!("split: {e}")))?;
-    let mut vols = outs.iter().map(|p| open_out(p)).collect::<Result<Vec<_>, _>>()?;
+    let mut vols = outs
+        .iter()
+        .map(|p| open_out(p))
+        .collect::<Result<Vec<_>, _>>()?;
     same_file_twice(&outs, &vols)?;
     let stdin = io::stdin();
     let mut input = stdin.lock();
@@ -202,14 +254,33 @@ enum Mode {
 
 fn describe(e: &Event, names: &[String]) -> String {
     match e {
-        Event::Missing { volume, cause } => format!("volume {volume} ({}): {cause}; rebuilding it from parity", names[*volume]),
-        Event::Ended { volume, record, offset, cause } => {
+        Event::Missing { volume, cause } => format!(
+            "volume {volume} ({}): {cause}; rebuilding it from parity",
+            names[*volume]
+        ),
+        Event::Ended {
+            volume,
+            record,
+            offset,
+            cause,
+        } => {
             format!("{}: {cause} at record {record} (offset {offset}); rebuilding it from parity from there", names[*volume])
         }
-        Event::BadChecksum { volume, record, offset } => {
-            format!("{}: record {record} (offset {offset}): checksum mismatch; rebuilt from parity", names[*volume])
+        Event::BadChecksum {
+            volume,
+            record,
+            offset,
+        } => {
+            format!(
+                "{}: record {record} (offset {offset}): checksum mismatch; rebuilt from parity",
+                names[*volume]
+            )
         }
-        Event::Located { volume, record, offset } => {
+        Event::Located {
+            volume,
+            record,
+            offset,
+        } => {
             format!("{}: record {record} (offset {offset}): does not match the other volumes; rebuilt from parity", names[*volume])
         }
         Event::ParityMismatch { record, offset } => {
@@ -217,7 +288,10 @@ fn describe(e: &Event, names: &[String]) -> String {
         }
         Event::Unrecoverable { record, lost } => format!(
             "record {record}: {} lost: more than the parity can rebuild",
-            lost.iter().map(|&v| names[v].as_str()).collect::<Vec<_>>().join(", ")
+            lost.iter()
+                .map(|&v| names[v].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -247,7 +321,9 @@ fn join_failure(e: JoinError, names: &[String]) -> Failure {
         other => other.to_string(),
     };
     let code = match e {
-        JoinError::TooManyLost { .. } | JoinError::ParityMismatch { .. } | JoinError::NoEnd { .. } => EXIT_UNRECOVERABLE,
+        JoinError::TooManyLost { .. }
+        | JoinError::ParityMismatch { .. }
+        | JoinError::NoEnd { .. } => EXIT_UNRECOVERABLE,
         _ => 1,
     };
     Failure::new(code, msg)
@@ -286,7 +362,9 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
         })
         .collect();
     if let Some(d) = dirs.first() {
-        return Err(Failure::failed(format!("{d}: is a directory (name the volume file inside it, e.g. {d}/00001.*)")));
+        return Err(Failure::failed(format!(
+            "{d}: is a directory (name the volume file inside it, e.g. {d}/00001.*)"
+        )));
     }
     let set = Set::open(sources, &opts).map_err(|e| join_failure(e, &names))?;
     let mut rebuild = Vec::new();
@@ -296,12 +374,19 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
             let (k, path) = spec
                 .split_once('=')
                 .and_then(|(k, p)| k.parse::<usize>().ok().map(|k| (k, p)))
-                .ok_or_else(|| Failure::usage(format!("rebuild: --into '{spec}': expected K=PATH")))?;
+                .ok_or_else(|| {
+                    Failure::usage(format!("rebuild: --into '{spec}': expected K=PATH"))
+                })?;
             if k >= n || path.is_empty() {
-                return Err(Failure::usage(format!("rebuild: --into '{spec}': the set has volumes 0 to {}", n - 1)));
+                return Err(Failure::usage(format!(
+                    "rebuild: --into '{spec}': the set has volumes 0 to {}",
+                    n - 1
+                )));
             }
             if names.iter().any(|x| x == path || same_inode(x, path)) {
-                return Err(Failure::usage(format!("rebuild: --into '{spec}': {path} is one of the input volumes")));
+                return Err(Failure::usage(format!(
+                    "rebuild: --into '{spec}': {path} is one of the input volumes"
+                )));
             }
             rebuild.push((k, open_out(path)?));
         }
@@ -312,7 +397,10 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
         let mut line = describe(e, &names);
         if let Event::Missing { volume, .. } = e {
             if let Some((_, why)) = unopened.iter().find(|(i, _)| i == volume) {
-                line = format!("volume {volume} ({}): {why}; rebuilding it from parity", names[*volume]);
+                line = format!(
+                    "volume {volume} ({}): {why}; rebuilding it from parity",
+                    names[*volume]
+                );
             }
         }
         if mode == Mode::Join && matches!(e, Event::ParityMismatch { .. }) {

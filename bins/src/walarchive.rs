@@ -149,18 +149,18 @@ pub fn command() -> Command {
                 .about("Check every file's checksum and header, gaps per timeline, and history files")
                 .arg(archive_arg())
                 .arg(
-                    Arg::new("verbose")
-                        .short('v')
-                        .long("verbose")
-                        .action(ArgAction::SetTrue)
-                        .help("Print a summary line on stderr"),
+                    crate::common::verbose_arg(),
                 ),
         )
 }
 
 fn parse_magic(s: &str) -> Result<u16, String> {
-    let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    u16::from_str_radix(h, 16).map_err(|_| format!("invalid page magic '{s}': expected hex such as 0xD110"))
+    let h = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    u16::from_str_radix(h, 16)
+        .map_err(|_| format!("invalid page magic '{s}': expected hex such as 0xD110"))
 }
 
 fn run(m: &ArgMatches) -> Result<u8, Failure> {
@@ -176,7 +176,11 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
 
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let sub = args.get(1).and_then(|a| a.to_str()).unwrap_or("").to_string();
+    let sub = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .unwrap_or("")
+        .to_string();
     // Usage errors too must keep the contract: push → 1, fetch → 255 (an exit 2 from fetch
     // would read as "file missing" and end recovery early).
     let fail_code = match sub.as_str() {
@@ -192,8 +196,12 @@ pub fn main() -> ExitCode {
             }
         }
     }
-    Tool { name: "walarchive", sigpipe: Sigpipe::Default, internal_error_code: fail_code.unwrap_or(1) }
-        .main(command(), run)
+    Tool {
+        name: "walarchive",
+        sigpipe: Sigpipe::Default,
+        internal_error_code: fail_code.unwrap_or(1),
+    }
+    .main(command(), run)
 }
 
 pub const MAN_TAIL: &str = r#".SH "ARCHIVE LAYOUT"

@@ -30,7 +30,12 @@ fn have_peer() -> bool {
 /// source: `#` comment lines (positions, times, event headers) and the FDE's BINLOG block
 /// (the cut clears the in-use flag). Returns (exit code, text).
 fn peer_sql(args: &[&str]) -> (i32, String) {
-    let o = Command::new("mariadb-binlog").arg("--no-defaults").args(args).env("TZ", "UTC").output().unwrap();
+    let o = Command::new("mariadb-binlog")
+        .arg("--no-defaults")
+        .args(args)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     let mut out = String::new();
     let mut skip_block = false;
@@ -97,14 +102,22 @@ fn assert_same(got: &str, want: &str, ctx: &str) {
     }
     let g: Vec<&str> = got.lines().collect();
     let w: Vec<&str> = want.lines().collect();
-    let i = g.iter().zip(&w).position(|(a, b)| a != b).unwrap_or(g.len().min(w.len()));
+    let i = g
+        .iter()
+        .zip(&w)
+        .position(|(a, b)| a != b)
+        .unwrap_or(g.len().min(w.len()));
     let around = |v: &[&str]| v[i.saturating_sub(3)..(i + 3).min(v.len())].join("\n");
     panic!("{ctx}: decoded SQL differs at line {i} ({} vs {} lines)\n--- cut:\n{}\n--- peer on the original:\n{}", g.len(), w.len(), around(&g), around(&w));
 }
 
 fn gunzip_sakila(s: &Scratch) -> String {
     let out = s.path("sakila.bin");
-    let o = sh(&format!("gzip -dc '{}' > '{}'", f("mysql/mysql-bin.sakila.gz"), out.display()));
+    let o = sh(&format!(
+        "gzip -dc '{}' > '{}'",
+        f("mysql/mysql-bin.sakila.gz"),
+        out.display()
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     out.display().to_string()
 }
@@ -126,13 +139,26 @@ fn verify_every_fixture() {
         let o = run(&["verify", &f(rel)]);
         assert_eq!(status_code(&o), *code, "{rel}: {}", stderr(&o));
         let want = format!("binlogcut: {}: {msg}", f(rel));
-        assert!(stderr(&o).starts_with(&want), "{rel}: got {:?}, want prefix {want:?}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with(&want),
+            "{rel}: got {:?}, want prefix {want:?}",
+            stderr(&o)
+        );
     }
     // --strict turns the unfinished live file into exit 4
-    let o = run(&["verify", "--strict", &f("damaged/bug11747416_32228_binlog.000001")]);
+    let o = run(&[
+        "verify",
+        "--strict",
+        &f("damaged/bug11747416_32228_binlog.000001"),
+    ]);
     assert_eq!(status_code(&o), 4, "{}", stderr(&o));
     // every other fixture is clean: no output, exit 0
-    let dirs = ["mysql", "mariadb", "mariadb-pitr/row-crc32/binlogs", "mariadb-pitr/stmt-none/binlogs"];
+    let dirs = [
+        "mysql",
+        "mariadb",
+        "mariadb-pitr/row-crc32/binlogs",
+        "mariadb-pitr/stmt-none/binlogs",
+    ];
     let mut n = 0;
     for d in dirs {
         for e in std::fs::read_dir(fixture(&format!("binlog/{d}"))).unwrap() {
@@ -143,7 +169,11 @@ fn verify_every_fixture() {
             }
             let o = run(&["verify", p.to_str().unwrap()]);
             assert_eq!(status_code(&o), 0, "{rel}: {}", stderr(&o));
-            assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{rel}: {}", stderr(&o));
+            assert!(
+                o.stdout.is_empty() && o.stderr.is_empty(),
+                "{rel}: {}",
+                stderr(&o)
+            );
             n += 1;
         }
     }
@@ -152,11 +182,19 @@ fn verify_every_fixture() {
 
 fn binlog_fixtures() -> Vec<PathBuf> {
     let mut v = Vec::new();
-    for d in ["mysql", "mariadb", "mariadb-pitr/row-crc32/binlogs", "mariadb-pitr/stmt-none/binlogs"] {
+    for d in [
+        "mysql",
+        "mariadb",
+        "mariadb-pitr/row-crc32/binlogs",
+        "mariadb-pitr/stmt-none/binlogs",
+    ] {
         for e in std::fs::read_dir(fixture(&format!("binlog/{d}"))).unwrap() {
             let p = e.unwrap().path();
             let n = p.file_name().unwrap().to_str().unwrap().to_string();
-            if n.ends_with(".gz") || n.starts_with("trunc_binlog") || n.starts_with("binlog_old_version") {
+            if n.ends_with(".gz")
+                || n.starts_with("trunc_binlog")
+                || n.starts_with("binlog_old_version")
+            {
                 continue;
             }
             v.push(p);
@@ -189,9 +227,18 @@ fn whole_cut_of_every_fixture_decodes_like_the_original() {
         }
         assert_eq!(status_code(&o), 0, "{src}: {}", stderr(&o));
         let v = run(&["verify", "--strict", out.to_str().unwrap()]);
-        assert_eq!(status_code(&v), 0, "{src}: cut does not verify: {}", stderr(&v));
+        assert_eq!(
+            status_code(&v),
+            0,
+            "{src}: cut does not verify: {}",
+            stderr(&v)
+        );
         let (pc, want) = peer_sql(&[src]);
-        let (oc, got) = peer_sql(&["--verify-binlog-checksum", "--skip-force-if-open", out.to_str().unwrap()]);
+        let (oc, got) = peer_sql(&[
+            "--verify-binlog-checksum",
+            "--skip-force-if-open",
+            out.to_str().unwrap(),
+        ]);
         if pc != 0 {
             // MySQL 8 Transaction_payload / tagged GTIDs: the peer cannot decode either file
             assert_ne!(oc, 0, "{src}");
@@ -200,8 +247,15 @@ fn whole_cut_of_every_fixture_decodes_like_the_original() {
         if oc != 0 {
             // the original is in use, so the peer took its read error as EOF; on the closed
             // cut the same MySQL 8 event type the peer cannot decode is an error
-            let e = Command::new("mariadb-binlog").args(["--no-defaults", out.to_str().unwrap()]).output().unwrap();
-            assert!(stderr(&e).contains("Found incompatible MySQL 8.0"), "{src}: mariadb-binlog rejects the cut: {}", stderr(&e));
+            let e = Command::new("mariadb-binlog")
+                .args(["--no-defaults", out.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                stderr(&e).contains("Found incompatible MySQL 8.0"),
+                "{src}: mariadb-binlog rejects the cut: {}",
+                stderr(&e)
+            );
             continue;
         }
         assert_same(&got, &want, src);
@@ -216,18 +270,43 @@ fn windows_decode_like_the_peer() {
         return;
     }
     let s = Scratch::new("blc-win");
-    let row = |n: u8| f(&format!("mariadb-pitr/row-crc32/binlogs/mysql-bin.00000{n}"));
-    let stmt = |n: u8| f(&format!("mariadb-pitr/stmt-none/binlogs/mysql-bin.00000{n}"));
+    let row = |n: u8| {
+        f(&format!(
+            "mariadb-pitr/row-crc32/binlogs/mysql-bin.00000{n}"
+        ))
+    };
+    let stmt = |n: u8| {
+        f(&format!(
+            "mariadb-pitr/stmt-none/binlogs/mysql-bin.00000{n}"
+        ))
+    };
     let windows: Vec<Vec<String>> = vec![
         vec!["--stop-datetime=2026-11-24 15:24:17".into(), row(1), row(2)],
-        vec!["--start-datetime=2026-11-24 15:24:17".into(), row(1), row(2)],
+        vec![
+            "--start-datetime=2026-11-24 15:24:17".into(),
+            row(1),
+            row(2),
+        ],
         vec!["--stop-position=7841".into(), row(1), row(2)],
         vec!["--stop-position=0-1-25".into(), row(1), row(2)],
-        vec!["--start-position=0-1-20".into(), "--stop-position=0-1-25".into(), row(1), row(2)],
+        vec![
+            "--start-position=0-1-20".into(),
+            "--stop-position=0-1-25".into(),
+            row(1),
+            row(2),
+        ],
         vec!["--start-position=2792".into(), row(2)],
         vec!["--stop-position=0-1-25".into(), stmt(1), stmt(2)],
-        vec!["--stop-datetime=2026-11-24 15:24:29".into(), stmt(1), stmt(2)],
-        vec!["--start-datetime=2026-11-24 15:24:00".into(), "--stop-datetime=2026-11-24 15:24:12".into(), row(1)],
+        vec![
+            "--stop-datetime=2026-11-24 15:24:29".into(),
+            stmt(1),
+            stmt(2),
+        ],
+        vec![
+            "--start-datetime=2026-11-24 15:24:00".into(),
+            "--stop-datetime=2026-11-24 15:24:12".into(),
+            row(1),
+        ],
         // MySQL 5.7, anonymous GTIDs, 14 hours of transactions
         vec![
             "--start-datetime=2018-05-04 11:14:22".into(),
@@ -240,8 +319,15 @@ fn windows_decode_like_the_peer() {
             "--stop-datetime=2014-04-11 10:06:14".into(),
             f("mariadb/mdev6020-mysql-bin.000001"),
         ],
-        vec!["--start-position=0-1-700".into(), "--stop-position=0-1-1380".into(), f("mariadb/mdev6020-mysql-bin.000001")],
-        vec!["--stop-position=259842".into(), f("mariadb/mdev6020-mysql-bin.000001")],
+        vec![
+            "--start-position=0-1-700".into(),
+            "--stop-position=0-1-1380".into(),
+            f("mariadb/mdev6020-mysql-bin.000001"),
+        ],
+        vec![
+            "--stop-position=259842".into(),
+            f("mariadb/mdev6020-mysql-bin.000001"),
+        ],
     ];
     for w in windows {
         let args: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -267,16 +353,28 @@ fn timestamps_going_backwards() {
     let o = run(&["--stop-datetime=2026-11-24 15:24:15", &row1, &row2]);
     assert_eq!(status_code(&o), 0);
     let e = stderr(&o);
-    assert!(e.contains("later transaction(s) from offset 1003 on have timestamps before --stop-datetime"), "{e}");
+    assert!(
+        e.contains(
+            "later transaction(s) from offset 1003 on have timestamps before --stop-datetime"
+        ),
+        "{e}"
+    );
     let s = Scratch::new("blc-back");
     let out = s.path("c.bin");
     std::fs::write(&out, &o.stdout).unwrap();
     let l = run(&["list", out.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&l.stdout);
-    assert!(text.lines().last().unwrap().contains("\t0-1-20\t"), "{text}");
+    assert!(
+        text.lines().last().unwrap().contains("\t0-1-20\t"),
+        "{text}"
+    );
     if have_peer() {
         let (_, peer) = peer_sql(&["--stop-datetime=2026-11-24 15:24:15", &row1, &row2]);
-        assert!(peer.contains("gtid_seq_no=20") && !peer.contains("gtid_seq_no=21") && !peer.contains("gtid_seq_no=22"));
+        assert!(
+            peer.contains("gtid_seq_no=20")
+                && !peer.contains("gtid_seq_no=21")
+                && !peer.contains("gtid_seq_no=22")
+        );
         // a start at :15 keeps the older waiter too (everything after the start point)
         let o = run(&["--start-datetime=2026-11-24 15:24:15", &row2]);
         std::fs::write(&out, &o.stdout).unwrap();
@@ -297,8 +395,10 @@ fn list_groups_events_json_grep() {
         format!("{row2}\t7841\t12596\t2026-11-24 15:24:17\t0-1-26\t4755\tGtid,Annotate_rows,Table_map,Delete_rows_v1,Xid\tDELETE FROM blog.comments\n")
     );
     let o = run(&["list", "--json", &row2]);
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 8);
     assert_eq!(lines[5]["gtid"], "0-1-26");
     assert_eq!(lines[5]["start"], 7841);
@@ -308,11 +408,15 @@ fn list_groups_events_json_grep() {
         assert_eq!(w[0]["end"], w[1]["start"]);
     }
     let o = run(&["list", "--events", "--json", &row2]);
-    let ev: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ev: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(ev[0]["type"], "Format_desc");
     assert_eq!(ev[0]["offset"], 4);
-    assert!(ev.iter().any(|e| e["type"] == "Gtid" && e["gtid"] == "0-1-26" && e["offset"] == 7841));
+    assert!(ev
+        .iter()
+        .any(|e| e["type"] == "Gtid" && e["gtid"] == "0-1-26" && e["offset"] == 7841));
     assert_eq!(ev.last().unwrap()["type"], "Stop");
     // MySQL: GTIDs as UUID:N, Transaction_payload kept in one group
     let o = run(&["list", &f("mysql/transaction_compression.000001")]);
@@ -327,7 +431,12 @@ fn mysql_gtid_sets() {
     let l = run(&["list", "--json", &src]);
     let gtids: Vec<String> = String::from_utf8_lossy(&l.stdout)
         .lines()
-        .map(|x| serde_json::from_str::<serde_json::Value>(x).unwrap()["gtid"].as_str().unwrap().to_string())
+        .map(|x| {
+            serde_json::from_str::<serde_json::Value>(x).unwrap()["gtid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert!(gtids.len() >= 3, "{gtids:?}");
     let (uuid, first) = gtids[0].split_once(':').unwrap();
@@ -342,7 +451,12 @@ fn mysql_gtid_sets() {
         let l = run(&["list", "--json", out.to_str().unwrap()]);
         String::from_utf8_lossy(&l.stdout)
             .lines()
-            .map(|x| serde_json::from_str::<serde_json::Value>(x).unwrap()["gtid"].as_str().unwrap().to_string())
+            .map(|x| {
+                serde_json::from_str::<serde_json::Value>(x).unwrap()["gtid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     };
     let inc = format!("{}:{first}", uuid.to_uppercase());
@@ -351,7 +465,10 @@ fn mysql_gtid_sets() {
     assert_eq!(kept(&["--exclude-gtids", &exc]), gtids[1..].to_vec());
     let o = run(&["--include-gtids", "nope:1", &src]);
     assert_eq!(status_code(&o), 2);
-    assert_eq!(stderr(&o), "binlogcut: --include-gtids: bad server UUID 'nope' in GTID set\n");
+    assert_eq!(
+        stderr(&o),
+        "binlogcut: --include-gtids: bad server UUID 'nope' in GTID set\n"
+    );
 }
 
 fn copy_to(s: &Scratch, rel: &str) -> PathBuf {
@@ -381,12 +498,18 @@ fn corruption_is_named_and_refused_unless_forced() {
     let o = run(&["verify", ps]);
     assert_eq!(status_code(&o), 3);
     let e = stderr(&o);
-    assert!(e.starts_with(&format!("binlogcut: {ps}: offset {bad}: CRC32 mismatch")), "{e}");
+    assert!(
+        e.starts_with(&format!("binlogcut: {ps}: offset {bad}: CRC32 mismatch")),
+        "{e}"
+    );
     // cutting across it: refused, nothing written
     let out = s.path("c.bin");
     let o = run(&["-o", out.to_str().unwrap(), ps]);
     assert_eq!(status_code(&o), 3);
-    assert!(stderr(&o).contains(&format!("offset {bad}: CRC32 mismatch")) && stderr(&o).contains("--force"));
+    assert!(
+        stderr(&o).contains(&format!("offset {bad}: CRC32 mismatch"))
+            && stderr(&o).contains("--force")
+    );
     assert!(!out.exists());
     // a window before it is fine
     let o = run(&["--stop-position=7841", ps]);
@@ -396,16 +519,27 @@ fn corruption_is_named_and_refused_unless_forced() {
     assert_eq!(status_code(&o), 0);
     assert!(stderr(&o).contains("copied anyway (--force)"));
     // an impossible size in a closed file: damage
-    let mut d2 = std::fs::read(fixture("binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000002")).unwrap();
+    let mut d2 = std::fs::read(fixture(
+        "binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000002",
+    ))
+    .unwrap();
     d2[7841 + 9..7841 + 13].copy_from_slice(&0xffff_ffffu32.to_le_bytes());
     std::fs::write(&p, &d2).unwrap();
     let o = run(&["verify", ps]);
     assert_eq!(status_code(&o), 3);
-    assert!(stderr(&o).contains("offset 7841: truncated event: size 4294967295"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("offset 7841: truncated event: size 4294967295"),
+        "{}",
+        stderr(&o)
+    );
     d2[7841 + 9..7841 + 13].copy_from_slice(&5u32.to_le_bytes());
     std::fs::write(&p, &d2).unwrap();
     let o = run(&["verify", ps]);
-    assert!(stderr(&o).contains("offset 7841: impossible event size 5"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("offset 7841: impossible event size 5"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&[ps]);
     assert_eq!(status_code(&o), 3);
 }
@@ -413,13 +547,19 @@ fn corruption_is_named_and_refused_unless_forced() {
 #[test]
 fn truncated_empty_and_foreign_files() {
     let s = Scratch::new("blc-trunc");
-    let src = std::fs::read(fixture("binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000002")).unwrap();
+    let src = std::fs::read(fixture(
+        "binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000002",
+    ))
+    .unwrap();
     let t = s.path("trunc.bin");
     std::fs::write(&t, &src[..8000]).unwrap();
     let ts = t.to_str().unwrap();
     let o = run(&["verify", ts]);
     assert_eq!(status_code(&o), 3);
-    assert_eq!(stderr(&o), format!("binlogcut: {ts}: offset 7989: truncated event header: 11 of 19 bytes\n"));
+    assert_eq!(
+        stderr(&o),
+        format!("binlogcut: {ts}: offset 7989: truncated event header: 11 of 19 bytes\n")
+    );
     // the same bytes as a live file (in-use flag set): not damage
     let mut live = src[..8000].to_vec();
     live[21] |= 1;
@@ -430,7 +570,13 @@ fn truncated_empty_and_foreign_files() {
     std::fs::write(&z, b"").unwrap();
     let o = run(&["verify", z.to_str().unwrap()]);
     assert_eq!(status_code(&o), 1);
-    assert_eq!(stderr(&o), format!("binlogcut: {}: offset 0: empty file, not a binary log\n", z.display()));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "binlogcut: {}: offset 0: empty file, not a binary log\n",
+            z.display()
+        )
+    );
     let o = run(&[z.to_str().unwrap()]);
     assert_eq!(status_code(&o), 1);
     let o = run(&["list", &f("README.md")]);
@@ -445,7 +591,10 @@ fn truncated_empty_and_foreign_files() {
     assert_eq!(status_code(&o), 1);
     assert!(stderr(&o).contains("encrypted MySQL binary log"));
     let o = run(&["/nonexistent/x"]);
-    assert_eq!(stderr(&o), "binlogcut: /nonexistent/x: No such file or directory\n");
+    assert_eq!(
+        stderr(&o),
+        "binlogcut: /nonexistent/x: No such file or directory\n"
+    );
     // a live (in-use) file whose last event is incomplete: cut up to it, with a warning
     let live = f("damaged/bug11747416_32228_binlog.000001");
     let o = run(&[&live]);
@@ -473,9 +622,19 @@ fn positions_inside_events_are_errors() {
     let s = Scratch::new("blc-pos");
     let out = s.path("c.bin");
     std::fs::write(&out, &o.stdout).unwrap();
-    assert!(stderr(&o).contains("--start-position 7883 is inside the transaction at 7841..12596: starting at 12596"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "--start-position 7883 is inside the transaction at 7841..12596: starting at 12596"
+        ),
+        "{}",
+        stderr(&o)
+    );
     let l = run(&["list", out.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&l.stdout).lines().next().unwrap().contains("\t0-1-27\t"));
+    assert!(String::from_utf8_lossy(&l.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .contains("\t0-1-27\t"));
 }
 
 #[test]
@@ -523,15 +682,25 @@ fn mixed_inputs_and_stdin() {
     ]);
     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
     let l = run(&["list", "--events", "--json", out.to_str().unwrap()]);
-    let ev: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&l.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ev: Vec<serde_json::Value> = String::from_utf8_lossy(&l.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let fdes: Vec<_> = ev.iter().filter(|e| e["type"] == "Format_desc").collect();
     assert_eq!(fdes.len(), 2);
     assert!(fdes.iter().all(|e| e["flags"].as_u64().unwrap() & 1 == 0));
-    assert_eq!(status_code(&run(&["verify", "--strict", out.to_str().unwrap()])), 0);
+    assert_eq!(
+        status_code(&run(&["verify", "--strict", out.to_str().unwrap()])),
+        0
+    );
     if have_peer() {
         // two servers' GTID sequences: the peer's strict GTID order check must be off
-        let (c, _) = peer_sql(&["--verify-binlog-checksum", "--skip-force-if-open", "--skip-gtid-strict-mode", out.to_str().unwrap()]);
+        let (c, _) = peer_sql(&[
+            "--verify-binlog-checksum",
+            "--skip-force-if-open",
+            "--skip-gtid-strict-mode",
+            out.to_str().unwrap(),
+        ]);
         assert_eq!(c, 0);
     }
     // stdin, and `-o -`
@@ -546,7 +715,10 @@ fn mixed_inputs_and_stdin() {
 fn head_c1() {
     let s = Scratch::new("blc-head");
     let sak = gunzip_sakila(&s);
-    let o = sh(&format!("set +e; '{}' '{sak}' | head -c1 | od -An -tx1; echo \"status ${{PIPESTATUS[0]}}\"", bin("binlogcut").display()));
+    let o = sh(&format!(
+        "set +e; '{}' '{sak}' | head -c1 | od -An -tx1; echo \"status ${{PIPESTATUS[0]}}\"",
+        bin("binlogcut").display()
+    ));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains(" fe"), "{out}");
     assert!(out.contains("status 141"), "{out}");
@@ -556,7 +728,11 @@ fn head_c1() {
 /// gives the same cut, and the peer agrees in that zone.
 #[test]
 fn datetime_is_local_time() {
-    let row = |n: u8| f(&format!("mariadb-pitr/row-crc32/binlogs/mysql-bin.00000{n}"));
+    let row = |n: u8| {
+        f(&format!(
+            "mariadb-pitr/row-crc32/binlogs/mysql-bin.00000{n}"
+        ))
+    };
     let utc = run(&["--stop-datetime=2026-11-24 15:24:17", &row(1), &row(2)]);
     let berlin = Command::new(bin("binlogcut"))
         .env("TZ", "Europe/Berlin")
@@ -570,7 +746,10 @@ fn datetime_is_local_time() {
         .args(["--stop-datetime=2026-11-24 15:24:17", &row(1), &row(2)])
         .output()
         .unwrap();
-    assert!(early.stdout.len() < 300, "an hour earlier in Berlin: before every transaction");
+    assert!(
+        early.stdout.len() < 300,
+        "an hour earlier in Berlin: before every transaction"
+    );
 }
 
 /// Incident events and unknown event types inside the window are refused unless --force.
@@ -595,11 +774,16 @@ fn incident_and_unknown_types() {
     let ps = p.to_str().unwrap();
     let o = run(&[ps]);
     assert_eq!(status_code(&o), 3, "{}", stderr(&o));
-    assert!(stderr(&o).contains("offset 411: unknown event type 200 (use --force to copy it)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("offset 411: unknown event type 200 (use --force to copy it)"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["--stop-position=373", ps]);
     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
     let l = run(&["list", ps]);
-    assert!(String::from_utf8_lossy(&l.stdout).contains("\t373\t547\t2026-11-24 15:24:27\t0-1-21\t174\tGtid,Unknown,Xid"));
+    assert!(String::from_utf8_lossy(&l.stdout)
+        .contains("\t373\t547\t2026-11-24 15:24:27\t0-1-21\t174\tGtid,Unknown,Xid"));
 }
 
 /// `-o` naming a device: written to, never synced or removed (a failed cut removes only a
@@ -610,11 +794,20 @@ fn output_to_devices() {
     let src = f("mariadb/mariadb-bin.000001");
     let o = run(&["-o", "/dev/null", &src]);
     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
-    assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
     if Path::new("/dev/full").exists() {
         let o = run(&["-o", "/dev/full", &src]);
         assert_eq!(status_code(&o), 1);
-        assert_eq!(stderr(&o), "binlogcut: /dev/full: No space left on device\n");
-        assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device());
+        assert_eq!(
+            stderr(&o),
+            "binlogcut: /dev/full: No space left on device\n"
+        );
+        assert!(std::fs::metadata("/dev/full")
+            .unwrap()
+            .file_type()
+            .is_char_device());
     }
 }

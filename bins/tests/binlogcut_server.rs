@@ -12,14 +12,22 @@ use util::{bin, fixture, require, script, stderr};
 fn have_mariadb() -> bool {
     require(
         "MariaDB server (mariadbd) and mariadb-binlog",
-        (util::have("mariadbd") || util::have("/usr/sbin/mariadbd")) && util::have("mariadb-binlog"),
+        (util::have("mariadbd") || util::have("/usr/sbin/mariadbd"))
+            && util::have("mariadb-binlog"),
     )
 }
 
 fn run_script(args: &[&str]) {
-    let o = std::process::Command::new(args[0]).args(&args[1..]).output().unwrap();
+    let o = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{args:?} failed:\n{out}\n{}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "{args:?} failed:\n{out}\n{}",
+        stderr(&o)
+    );
     assert!(out.contains(" passed, 0 failed"), "{out}");
 }
 
@@ -29,7 +37,11 @@ fn pitr_fixture_row_crc32() {
         return;
     }
     let scn = fixture("binlog/mariadb-pitr/row-crc32");
-    run_script(&[script("binlog-pitr-check").to_str().unwrap(), scn.to_str().unwrap(), bin("binlogcut").to_str().unwrap()]);
+    run_script(&[
+        script("binlog-pitr-check").to_str().unwrap(),
+        scn.to_str().unwrap(),
+        bin("binlogcut").to_str().unwrap(),
+    ]);
 }
 
 #[test]
@@ -38,7 +50,11 @@ fn pitr_fixture_statement_none() {
         return;
     }
     let scn = fixture("binlog/mariadb-pitr/stmt-none");
-    run_script(&[script("binlog-pitr-check").to_str().unwrap(), scn.to_str().unwrap(), bin("binlogcut").to_str().unwrap()]);
+    run_script(&[
+        script("binlog-pitr-check").to_str().unwrap(),
+        scn.to_str().unwrap(),
+        bin("binlogcut").to_str().unwrap(),
+    ]);
 }
 
 #[test]
@@ -46,7 +62,12 @@ fn drop_table_live_row_crc32() {
     if !have_mariadb() {
         return;
     }
-    run_script(&[script("binlogcut-drop-table-check").to_str().unwrap(), bin("binlogcut").to_str().unwrap(), "ROW", "CRC32"]);
+    run_script(&[
+        script("binlogcut-drop-table-check").to_str().unwrap(),
+        bin("binlogcut").to_str().unwrap(),
+        "ROW",
+        "CRC32",
+    ]);
 }
 
 #[test]

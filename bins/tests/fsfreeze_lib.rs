@@ -1,16 +1,18 @@
 //! `lampvault::freeze` (the module lvsnap calls) on real loop-mounted ext4, XFS and btrfs:
 //! path → mount point, the thaw-on-drop guard, and the watchdog-guarded freeze.
 
-mod util;
 #[path = "fsfreeze_loop/mod.rs"]
 mod fsloop;
+mod util;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use fsloop::{writable_within, writer_blocks, LoopFs, KINDS};
-use lampvault::freeze::{self, FreezeError, GuardedFreeze, Target, ThawCause, WatchdogEvent, WatchdogOptions};
+use lampvault::freeze::{
+    self, FreezeError, GuardedFreeze, Target, ThawCause, WatchdogEvent, WatchdogOptions,
+};
 use nix::errno::Errno;
 
 const PROBE: Duration = Duration::from_millis(300);
@@ -37,8 +39,14 @@ fn mount_point_of_a_deep_path_and_of_the_mount_point() {
 #[test]
 fn btrfs_subvolume_resolves_to_its_mount_not_its_st_dev() {
     // Subvolumes have their own anonymous st_dev (spec §2): matching st_dev would fail here.
-    let Some(fs) = LoopFs::new("btrfs") else { return };
-    let out = Command::new("btrfs").args(["subvolume", "create"]).arg(fs.path("vol")).output().unwrap();
+    let Some(fs) = LoopFs::new("btrfs") else {
+        return;
+    };
+    let out = Command::new("btrfs")
+        .args(["subvolume", "create"])
+        .arg(fs.path("vol"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", util::stderr(&out));
     std::fs::create_dir_all(fs.path("vol/datadir")).unwrap();
     let m = freeze::mount_point_of(&fs.path("vol/datadir")).unwrap();
@@ -59,29 +67,49 @@ fn guard_thaws_on_drop_and_reports_errnos() {
             let _g = freeze::freeze(&fs.mnt).unwrap();
             let e = freeze::freeze(&fs.mnt).unwrap_err();
             assert_eq!(e.errno(), Some(Errno::EBUSY), "{kind}");
-            assert!(e.to_string().ends_with("freeze failed: Device or resource busy (already frozen)"), "{e}");
+            assert!(
+                e.to_string()
+                    .ends_with("freeze failed: Device or resource busy (already frozen)"),
+                "{e}"
+            );
             let (blocked, mut w) = writer_blocks(&fs, "f", PROBE);
             assert!(blocked, "{kind}: writer blocks while frozen");
             drop(_g);
-            assert_eq!(fsloop::wait_for(&mut w, SOON), Some(true), "{kind}: writer finishes after drop");
+            assert_eq!(
+                fsloop::wait_for(&mut w, SOON),
+                Some(true),
+                "{kind}: writer finishes after drop"
+            );
         }
         let e = freeze::thaw(&fs.mnt).unwrap_err();
         assert_eq!(e.errno(), Some(Errno::EINVAL));
-        assert!(e.to_string().ends_with("unfreeze failed: Invalid argument (not frozen)"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("unfreeze failed: Invalid argument (not frozen)"),
+            "{e}"
+        );
         assert!(writable_within(&fs, "g", SOON));
     }
 }
 
 #[test]
 fn guarded_freeze_thaws_in_reverse_and_reports_times() {
-    let (Some(a), Some(b)) = (LoopFs::new("ext4"), LoopFs::new("xfs")) else { return };
-    let ts = vec![Target::open_mount_point(&a.mnt).unwrap(), Target::open_mount_point(&b.mnt).unwrap()];
+    let (Some(a), Some(b)) = (LoopFs::new("ext4"), LoopFs::new("xfs")) else {
+        return;
+    };
+    let ts = vec![
+        Target::open_mount_point(&a.mnt).unwrap(),
+        Target::open_mount_point(&b.mnt).unwrap(),
+    ];
     freeze::check_distinct(&ts).unwrap();
     let mut g = GuardedFreeze::spawn(ts, WatchdogOptions::new(Duration::from_secs(60))).unwrap();
     g.freeze_all().unwrap();
     // The watchdog holds the mounts busy: umount fails while it holds the freeze.
     let um = Command::new("umount").arg(&a.mnt).output().unwrap();
-    assert!(!um.status.success(), "umount of a mount held by the watchdog must fail");
+    assert!(
+        !um.status.success(),
+        "umount of a mount held by the watchdog must fail"
+    );
     let (blocked, mut w) = writer_blocks(&b, "f", PROBE);
     assert!(blocked);
     assert!(g.check().is_none());
@@ -92,15 +120,27 @@ fn guarded_freeze_thaws_in_reverse_and_reports_times() {
     for r in &reports {
         assert!(r.error().is_none() && r.thaw_errno.is_none(), "{r:?}");
         assert_eq!(r.cause, ThawCause::Asked);
-        assert!(r.frozen >= PROBE.min(r.frozen) && r.frozen >= r.freeze_call, "{r:?}");
+        assert!(
+            r.frozen >= PROBE.min(r.frozen) && r.frozen >= r.freeze_call,
+            "{r:?}"
+        );
     }
-    assert!(reports[1].frozen >= PROBE, "a was frozen across the whole writer probe: {:?}", reports[1]);
+    assert!(
+        reports[1].frozen >= PROBE,
+        "a was frozen across the whole writer probe: {:?}",
+        reports[1]
+    );
 }
 
 #[test]
 fn guarded_freeze_failure_thaws_the_ones_already_frozen() {
-    let Some(a) = LoopFs::new("btrfs") else { return };
-    let ts = vec![Target::open(&a.mnt).unwrap(), Target::open(Path::new("/dev/shm")).unwrap()];
+    let Some(a) = LoopFs::new("btrfs") else {
+        return;
+    };
+    let ts = vec![
+        Target::open(&a.mnt).unwrap(),
+        Target::open(Path::new("/dev/shm")).unwrap(),
+    ];
     let mut g = GuardedFreeze::spawn(ts, WatchdogOptions::new(Duration::from_secs(60))).unwrap();
     let e = g.freeze_all().unwrap_err();
     assert_eq!(e.errno(), Some(Errno::EOPNOTSUPP), "{e}");
@@ -113,7 +153,11 @@ fn guarded_freeze_failure_thaws_the_ones_already_frozen() {
 #[test]
 fn guarded_freeze_times_out() {
     let Some(a) = LoopFs::new("ext4") else { return };
-    let mut g = GuardedFreeze::spawn(vec![Target::open(&a.mnt).unwrap()], WatchdogOptions::new(Duration::from_millis(200))).unwrap();
+    let mut g = GuardedFreeze::spawn(
+        vec![Target::open(&a.mnt).unwrap()],
+        WatchdogOptions::new(Duration::from_millis(200)),
+    )
+    .unwrap();
     g.freeze_all().unwrap();
     let start = std::time::Instant::now();
     while g.check().is_none() {
@@ -130,6 +174,8 @@ fn guarded_freeze_times_out() {
 
 #[test]
 fn zero_timeout_is_refused() {
-    let e = GuardedFreeze::spawn(vec![], WatchdogOptions::new(Duration::ZERO)).err().unwrap();
+    let e = GuardedFreeze::spawn(vec![], WatchdogOptions::new(Duration::ZERO))
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("timeout"), "{e}");
 }

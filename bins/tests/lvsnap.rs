@@ -24,17 +24,31 @@ impl LoopFs {
     }
     fn sized(kind: &str, size: &str) -> Option<LoopFs> {
         let mkfs = format!("mkfs.{kind}");
-        if !require("root (loop mounts)", util::is_root()) || !require(&mkfs, util::have(&mkfs) || Path::new(&format!("/usr/sbin/{mkfs}")).exists()) {
+        if !require("root (loop mounts)", util::is_root())
+            || !require(
+                &mkfs,
+                util::have(&mkfs) || Path::new(&format!("/usr/sbin/{mkfs}")).exists(),
+            )
+        {
             return None;
         }
         let s = Scratch::new(&format!("lvsnap-{kind}"));
         let img = s.path("fs.img");
         let mnt = s.path("mnt");
         std::fs::create_dir(&mnt).unwrap();
-        assert!(Command::new("truncate").args(["-s", size]).arg(&img).status().unwrap().success());
+        assert!(Command::new("truncate")
+            .args(["-s", size])
+            .arg(&img)
+            .status()
+            .unwrap()
+            .success());
         let mut dev = String::new();
         for _ in 0..20 {
-            let o = Command::new("losetup").args(["-f", "--show"]).arg(&img).output().unwrap();
+            let o = Command::new("losetup")
+                .args(["-f", "--show"])
+                .arg(&img)
+                .output()
+                .unwrap();
             if o.status.success() {
                 dev = String::from_utf8_lossy(&o.stdout).trim().to_string();
                 break;
@@ -49,8 +63,17 @@ impl LoopFs {
         };
         let o = Command::new(&mkfs).args(&args).arg(&dev).output().unwrap();
         assert!(o.status.success(), "{mkfs}: {}", util::stderr(&o));
-        assert!(Command::new("mount").arg(&dev).arg(&mnt).status().unwrap().success());
-        Some(LoopFs { mnt, dev, _scratch: s })
+        assert!(Command::new("mount")
+            .arg(&dev)
+            .arg(&mnt)
+            .status()
+            .unwrap()
+            .success());
+        Some(LoopFs {
+            mnt,
+            dev,
+            _scratch: s,
+        })
     }
     fn p(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
@@ -82,7 +105,9 @@ struct Lv {
 
 impl Lv {
     fn new() -> Lv {
-        Lv { state: Scratch::new("lvsnap-state") }
+        Lv {
+            state: Scratch::new("lvsnap-state"),
+        }
     }
     fn cmd(&self) -> Command {
         let mut c = Command::new(bin("lvsnap"));
@@ -98,7 +123,12 @@ impl Lv {
 }
 
 fn ok(o: &Output) {
-    assert!(o.status.success(), "exit {}: {}", util::status_code(o), util::stderr(o));
+    assert!(
+        o.status.success(),
+        "exit {}: {}",
+        util::status_code(o),
+        util::stderr(o)
+    );
 }
 
 /// A path as a `&str` that lives as long as the test (leaked: tests are short).
@@ -108,7 +138,11 @@ fn s(p: &Path) -> &'static str {
 
 fn btrfs_with_data() -> Option<LoopFs> {
     let fs = LoopFs::new("btrfs")?;
-    let o = Command::new("btrfs").args(["-q", "subvolume", "create"]).arg(fs.p("data")).output().unwrap();
+    let o = Command::new("btrfs")
+        .args(["-q", "subvolume", "create"])
+        .arg(fs.p("data"))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", util::stderr(&o));
     std::fs::write(fs.p("data/f"), b"version 1").unwrap();
     std::fs::create_dir(fs.p("data/sub")).unwrap();
@@ -135,7 +169,14 @@ fn btrfs_snapshot_is_readonly_listed_and_removed() {
     assert_eq!(e.raw_os_error(), Some(libc::EROFS), "a read-only snapshot");
     assert!(lampvault::btrfs::is_subvolume(&fs.p("s1")).unwrap());
     let list = lv.list();
-    assert_eq!(list, format!("s1\tbtrfs\tactive\t{}\t{}\t-\n", s(&fs.p("data")), s(&fs.p("s1"))));
+    assert_eq!(
+        list,
+        format!(
+            "s1\tbtrfs\tactive\t{}\t{}\t-\n",
+            s(&fs.p("data")),
+            s(&fs.p("s1"))
+        )
+    );
     let st = lv.run(&["status", "s1", "--json"]);
     ok(&st);
     let j: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
@@ -143,15 +184,29 @@ fn btrfs_snapshot_is_readonly_listed_and_removed() {
     // Name clash: refused, the first one untouched.
     let o = lv.run(&["create", s(&fs.p("data")), "--name", "s1"]);
     assert_eq!(util::status_code(&o), 1);
-    assert_eq!(util::stderr(&o), format!("lvsnap: {}: already exists\n", s(&fs.p("s1"))));
+    assert_eq!(
+        util::stderr(&o),
+        format!("lvsnap: {}: already exists\n", s(&fs.p("s1")))
+    );
     ok(&lv.run(&["remove", "s1"]));
     assert!(!fs.p("s1").exists());
     assert_eq!(lv.list(), "");
     let o = lv.run(&["remove", "s1"]);
-    assert_eq!(util::stderr(&o), "lvsnap: s1: no such snapshot (see lvsnap list)\n");
+    assert_eq!(
+        util::stderr(&o),
+        "lvsnap: s1: no such snapshot (see lvsnap list)\n"
+    );
     assert_eq!(util::status_code(&o), 1);
     // A plain directory on btrfs (not a subvolume): btrfs file clones (reflink backend).
-    let o = lv.run(&["create", s(&fs.p("data/sub")), "--name", "r1", "--dest", s(&fs.mnt), "--json"]);
+    let o = lv.run(&[
+        "create",
+        s(&fs.p("data/sub")),
+        "--name",
+        "r1",
+        "--dest",
+        s(&fs.mnt),
+        "--json",
+    ]);
     ok(&o);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["backend"], "reflink");
@@ -173,7 +228,10 @@ fn btrfs_refusals_change_nothing() {
     ];
     for (args, code, err) in cases {
         let mut a = vec!["create", s(&fs.p("data"))];
-        a.extend(args.iter().map(|x| if *x == "MNT" { s(&fs.mnt) } else { x }));
+        a.extend(
+            args.iter()
+                .map(|x| if *x == "MNT" { s(&fs.mnt) } else { x }),
+        );
         let o = lv.run(&a);
         assert_eq!(util::status_code(&o), *code, "{a:?}: {}", util::stderr(&o));
         if !err.is_empty() {
@@ -181,32 +239,60 @@ fn btrfs_refusals_change_nothing() {
         }
     }
     // A directory on btrfs that is not a subvolume.
-    let o = lv.run(&["create", s(&fs.p("data/sub")), "--name", "x", "--backend", "btrfs"]);
-    assert_eq!(util::stderr(&o), format!("lvsnap: {}: not a btrfs subvolume\n", s(&fs.p("data/sub"))));
+    let o = lv.run(&[
+        "create",
+        s(&fs.p("data/sub")),
+        "--name",
+        "x",
+        "--backend",
+        "btrfs",
+    ]);
+    assert_eq!(
+        util::stderr(&o),
+        format!("lvsnap: {}: not a btrfs subvolume\n", s(&fs.p("data/sub")))
+    );
     // Not a device, subvolume or directory.
     let o = lv.run(&["create", s(&fs.p("data/f")), "--name", "x"]);
-    assert_eq!(util::stderr(&o), format!("lvsnap: {}: not a block device, btrfs subvolume or directory\n", s(&fs.p("data/f"))));
+    assert_eq!(
+        util::stderr(&o),
+        format!(
+            "lvsnap: {}: not a block device, btrfs subvolume or directory\n",
+            s(&fs.p("data/f"))
+        )
+    );
     let o = lv.run(&["create", "/nonexistent", "--name", "x"]);
-    assert_eq!(util::stderr(&o), "lvsnap: /nonexistent: No such file or directory\n");
+    assert_eq!(
+        util::stderr(&o),
+        "lvsnap: /nonexistent: No such file or directory\n"
+    );
     // Not root.
     if util::have("setpriv") {
         let mut o = lv.cmd();
         o.args(["create", s(&fs.p("data")), "--name", "x"]);
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(o.get_program()).args(o.get_args());
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(o.get_program())
+            .args(o.get_args());
         c.env("LVSNAP_STATE_DIR", &lv.state.0);
         let out = c.output().unwrap();
         assert_eq!(util::status_code(&out), 1);
         assert_eq!(util::stderr(&out), "lvsnap: must be run as root\n");
     }
-    let names: Vec<_> = std::fs::read_dir(&fs.mnt).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<_> = std::fs::read_dir(&fs.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names, vec!["data"]);
     assert_eq!(lv.list(), "");
 }
 
 fn sha(p: &Path) -> String {
     let o = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string()
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
@@ -214,23 +300,39 @@ fn reflink_copy_on_xfs_shares_extents_and_keeps_content() {
     let Some(fs) = LoopFs::new("xfs") else { return };
     let lv = Lv::new();
     std::fs::create_dir_all(fs.p("db/sub")).unwrap();
-    let o = Command::new("dd").args(["if=/dev/urandom", "bs=1M", "count=32", "status=none"]).arg(format!("of={}", s(&fs.p("db/big")))).status().unwrap();
+    let o = Command::new("dd")
+        .args(["if=/dev/urandom", "bs=1M", "count=32", "status=none"])
+        .arg(format!("of={}", s(&fs.p("db/big"))))
+        .status()
+        .unwrap();
     assert!(o.success());
     std::fs::write(fs.p("db/sub/small"), b"row 1\n").unwrap();
     std::os::unix::fs::symlink("sub/small", fs.p("db/link")).unwrap();
     let before = sha(&fs.p("db/big"));
     let df = |p: &Path| nix::sys::statvfs::statvfs(p).unwrap().blocks_free();
     let free0 = df(&fs.mnt);
-    let o = lv.run(&["create", s(&fs.p("db")), "--name", "copy", "--hold", "echo READY; cat >/dev/null", "--json"]);
+    let o = lv.run(&[
+        "create",
+        s(&fs.p("db")),
+        "--name",
+        "copy",
+        "--hold",
+        "echo READY; cat >/dev/null",
+        "--json",
+    ]);
     ok(&o);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["backend"], "reflink");
     assert!(j["lock_held_ms"].as_f64().unwrap() >= j["snapshot_ms"].as_f64().unwrap());
     // 32 MiB copied, but (almost) no new blocks: the extents are shared.
-    let used = free0.saturating_sub(df(&fs.mnt)) * nix::sys::statvfs::statvfs(&fs.mnt).unwrap().fragment_size();
+    let used = free0.saturating_sub(df(&fs.mnt))
+        * nix::sys::statvfs::statvfs(&fs.mnt).unwrap().fragment_size();
     assert!(used < 4 << 20, "reflink copy used {used} bytes");
     assert_eq!(sha(&fs.p("copy/big")), before);
-    assert_eq!(std::fs::read_link(fs.p("copy/link")).unwrap(), Path::new("sub/small"));
+    assert_eq!(
+        std::fs::read_link(fs.p("copy/link")).unwrap(),
+        Path::new("sub/small")
+    );
     std::fs::write(fs.p("db/sub/small"), b"row 2\n").unwrap();
     assert_eq!(std::fs::read(fs.p("copy/sub/small")).unwrap(), b"row 1\n");
     ok(&lv.run(&["remove", "copy"]));
@@ -239,7 +341,9 @@ fn reflink_copy_on_xfs_shares_extents_and_keeps_content() {
 
 #[test]
 fn reflink_on_ext4_is_refused_and_leaves_nothing() {
-    let Some(fs) = LoopFs::new("ext4") else { return };
+    let Some(fs) = LoopFs::new("ext4") else {
+        return;
+    };
     let lv = Lv::new();
     std::fs::create_dir_all(fs.p("db")).unwrap();
     std::fs::write(fs.p("db/a"), b"x").unwrap();
@@ -266,7 +370,11 @@ fn exec_runs_the_command_on_the_snapshot_and_always_removes_it() {
     assert_eq!(util::status_code(&o), 4);
     assert_eq!(util::stderr(&o), "lvsnap: sh: exited with status 7\n");
     assert_eq!(lv.list(), "");
-    assert_eq!(std::fs::read_dir(&fs.mnt).unwrap().count(), 2, "only data and view remain");
+    assert_eq!(
+        std::fs::read_dir(&fs.mnt).unwrap().count(),
+        2,
+        "only data and view remain"
+    );
     // Data through a pipe that closes early: the command sees EPIPE, lvsnap still cleans.
     let o = util::sh(&format!(
         "LVSNAP_STATE_DIR={} {} exec {} -- sh -c 'cat \"$LVSNAP_MOUNT/sub/g\"' | head -c1 | wc -c",
@@ -283,12 +391,38 @@ fn hold_failures_undo_everything() {
     let Some(fs) = btrfs_with_data() else { return };
     let lv = Lv::new();
     let data = s(&fs.p("data")).to_string();
-    let o = lv.run(&["create", &data, "--name", "h", "--hold", "echo connecting; exit 3"]);
+    let o = lv.run(&[
+        "create",
+        &data,
+        "--name",
+        "h",
+        "--hold",
+        "echo connecting; exit 3",
+    ]);
     assert_eq!(util::status_code(&o), 1);
     assert_eq!(util::stderr(&o), "connecting\nlvsnap: hold command 'echo connecting; exit 3' exited with status 3 before printing READY\n");
-    let o = lv.run(&["create", &data, "--name", "h", "--hold", "sleep 5", "--hold-timeout", "1"]);
-    assert_eq!(util::stderr(&o), "lvsnap: hold command 'sleep 5': no READY within 1 s\n");
-    let o = lv.run(&["create", &data, "--name", "h", "--hold", "echo READY; cat >/dev/null; echo unlock failed >&2; exit 5"]);
+    let o = lv.run(&[
+        "create",
+        &data,
+        "--name",
+        "h",
+        "--hold",
+        "sleep 5",
+        "--hold-timeout",
+        "1",
+    ]);
+    assert_eq!(
+        util::stderr(&o),
+        "lvsnap: hold command 'sleep 5': no READY within 1 s\n"
+    );
+    let o = lv.run(&[
+        "create",
+        &data,
+        "--name",
+        "h",
+        "--hold",
+        "echo READY; cat >/dev/null; echo unlock failed >&2; exit 5",
+    ]);
     assert_eq!(util::status_code(&o), 1);
     assert_eq!(util::stderr(&o), "unlock failed\nlvsnap: hold command 'echo READY; cat >/dev/null; echo unlock failed >&2; exit 5' failed on release: status 5\n");
     assert!(!fs.p("h").exists(), "snapshot of a failed hold removed");
@@ -297,19 +431,32 @@ fn hold_failures_undo_everything() {
 
 /// Start lvsnap paused at `step` (test hook), wait until it says so.
 fn start_paused(lv: &Lv, args: &[&str], step: &str) -> Child {
-    let mut c = lv.cmd().args(args).env("LVSNAP_TEST_PAUSE", step).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut c = lv
+        .cmd()
+        .args(args)
+        .env("LVSNAP_TEST_PAUSE", step)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut err = c.stderr.take().unwrap();
     let mut got = Vec::new();
     let t = Instant::now();
     use std::io::Read;
     let mut b = [0u8; 1];
-    while t.elapsed() < Duration::from_secs(20) && !String::from_utf8_lossy(&got).contains(&format!("paused at {step}\n")) {
+    while t.elapsed() < Duration::from_secs(20)
+        && !String::from_utf8_lossy(&got).contains(&format!("paused at {step}\n"))
+    {
         if err.read(&mut b).unwrap_or(0) == 0 {
             break;
         }
         got.push(b[0]);
     }
-    assert!(String::from_utf8_lossy(&got).contains(&format!("paused at {step}")), "never paused: {}", String::from_utf8_lossy(&got));
+    assert!(
+        String::from_utf8_lossy(&got).contains(&format!("paused at {step}")),
+        "never paused: {}",
+        String::from_utf8_lossy(&got)
+    );
     c
 }
 
@@ -342,13 +489,22 @@ fn sigkill_at_each_step_releases_the_lock_and_leaves_a_listed_snapshot() {
         c.kill().unwrap();
         c.wait().unwrap();
         if *step != "mounted" {
-            assert!(wait_for_file(&released), "{step}: the hold command saw stdin close");
+            assert!(
+                wait_for_file(&released),
+                "{step}: the hold command saw stdin close"
+            );
         }
         let list = lv.list();
-        assert!(list.starts_with(&format!("{name}\tbtrfs\tincomplete\t")), "{step}: {list}");
+        assert!(
+            list.starts_with(&format!("{name}\tbtrfs\tincomplete\t")),
+            "{step}: {list}"
+        );
         if *step == "mounted" {
             let o = lv.run(&["remove", &name]);
-            assert_eq!(util::stderr(&o), format!("lvsnap: {name}: mounted on {} (use --umount)\n", s(&view)));
+            assert_eq!(
+                util::stderr(&o),
+                format!("lvsnap: {name}: mounted on {} (use --umount)\n", s(&view))
+            );
             ok(&lv.run(&["remove", &name, "--umount"]));
         } else {
             ok(&lv.run(&["remove", &name]));
@@ -372,12 +528,19 @@ fn sigterm_undoes_in_reverse_then_dies_by_the_signal() {
             args.extend(["--mount", s(&view)]);
         }
         let mut c = start_paused(&lv, &args, step);
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         let st = c.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(st.signal(), Some(libc::SIGTERM), "{step}");
         if step != "mounted" {
-            assert!(released.exists(), "{step}: lock released before lvsnap died");
+            assert!(
+                released.exists(),
+                "{step}: lock released before lvsnap died"
+            );
         }
         assert!(!fs.p("t").exists(), "{step}: snapshot removed");
         assert_eq!(lv.list(), "", "{step}");
@@ -393,7 +556,10 @@ fn watch_and_rollback_refuse_path_backends() {
     ok(&lv.run(&["create", s(&fs.p("data")), "--name", "w"]));
     let o = lv.run(&["watch", "w", "--once"]);
     assert_eq!(util::status_code(&o), 2);
-    assert_eq!(util::stderr(&o), "lvsnap: w: btrfs snapshots share space with their origin: nothing to watch\n");
+    assert_eq!(
+        util::stderr(&o),
+        "lvsnap: w: btrfs snapshots share space with their origin: nothing to watch\n"
+    );
     let o = lv.run(&["rollback", "w"]);
     assert_eq!(util::status_code(&o), 2);
     let o = lv.run(&["watch", "w", "--extend-at", "0%"]);
@@ -407,10 +573,18 @@ fn watch_and_rollback_refuse_path_backends() {
 /// the same contiguous rows; the lock-held time is reported.
 #[test]
 fn mariadb_snapshot_under_ftwrl_starts_clean() {
-    if !util::is_root() || !require("mariadbd", Path::new("/usr/sbin/mariadbd").exists()) || !require("mkfs.btrfs", util::have("mkfs.btrfs") || Path::new("/usr/sbin/mkfs.btrfs").exists()) {
+    if !util::is_root()
+        || !require("mariadbd", Path::new("/usr/sbin/mariadbd").exists())
+        || !require(
+            "mkfs.btrfs",
+            util::have("mkfs.btrfs") || Path::new("/usr/sbin/mkfs.btrfs").exists(),
+        )
+    {
         return;
     }
-    let Some(fs) = LoopFs::sized("btrfs", "1G") else { return };
+    let Some(fs) = LoopFs::sized("btrfs", "1G") else {
+        return;
+    };
     let lv = Lv::new();
     let sb = util::script("mariadb-sandbox");
     let hold = util::script("hold-mysql");
@@ -454,14 +628,26 @@ timeout 20 $SB sql $m/db "INSERT INTO t.m VALUES (999999999)" && echo "writes re
     let o = util::sh(&script);
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success(), "{out}\n{}", util::stderr(&o));
-    assert!(!util::stderr(&o).contains("insert loop ended early"), "{}", util::stderr(&o));
+    assert!(
+        !util::stderr(&o).contains("insert loop ended early"),
+        "{}",
+        util::stderr(&o)
+    );
     let mut lines = out.lines();
     let j: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     let held = j["lock_held_ms"].as_f64().expect("lock-held time reported");
-    eprintln!("mariadb FTWRL held {held} ms, snapshot {} ms", j["snapshot_ms"]);
+    eprintln!(
+        "mariadb FTWRL held {held} ms, snapshot {} ms",
+        j["snapshot_ms"]
+    );
     assert_eq!(lines.next(), Some("t.m\tcheck\tstatus\tOK"), "{out}");
     let row = |l: Option<&str>| -> (u64, u64) {
-        let f: Vec<u64> = l.unwrap().split('\t').skip(1).map(|x| x.parse().unwrap()).collect();
+        let f: Vec<u64> = l
+            .unwrap()
+            .split('\t')
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
         (f[0], f[1])
     };
     let (ni, maxi) = row(lines.next());
@@ -486,7 +672,9 @@ fn postgres_snapshot_recovers_with_whole_transactions() {
     if !util::is_root() || !require("PostgreSQL 15", pg_ctl.exists() && util::have("psql")) {
         return;
     }
-    let Some(fs) = LoopFs::sized("btrfs", "1G") else { return };
+    let Some(fs) = LoopFs::sized("btrfs", "1G") else {
+        return;
+    };
     let lv = Lv::new();
     std::fs::set_permissions(&fs.mnt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let script = format!(
@@ -524,7 +712,15 @@ grep -c "database system was not properly shut down" $m/rw/log || true
     let mut lines = out.lines();
     let j: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
     assert!(j["lock_held_ms"].as_f64().is_some(), "{out}");
-    assert_eq!(lines.next(), Some("0|t"), "whole 1000-row transactions only, and some: {out}");
-    assert_eq!(lines.next(), Some("1"), "the copy went through crash recovery: {out}");
+    assert_eq!(
+        lines.next(),
+        Some("0|t"),
+        "whole 1000-row transactions only, and some: {out}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("1"),
+        "the copy went through crash recovery: {out}"
+    );
     assert_eq!(lv.list(), "");
 }

@@ -15,7 +15,9 @@ const KERNEL_PKG: &str = "linux-image-6.1.0-48-amd64";
 
 #[test]
 fn lvm_and_dm_backends_in_a_vm() {
-    if !util::require("root", util::is_root()) || !util::require("qemu-system-x86_64", util::have("qemu-system-x86_64")) {
+    if !util::require("root", util::is_root())
+        || !util::require("qemu-system-x86_64", util::have("qemu-system-x86_64"))
+    {
         return;
     }
     let pkg = std::env::var("VMTEST_KERNEL_PKG").unwrap_or_else(|_| KERNEL_PKG.to_string());
@@ -33,5 +35,8 @@ fn lvm_and_dm_backends_in_a_vm() {
     assert_eq!(util::status_code(&o), 0, "{out}\n{}", util::stderr(&o));
     assert!(out.contains("lvsnap vm: all checks passed"), "{out}");
     // Sanity: the checks really ran.
-    assert!(out.lines().filter(|l| l.starts_with("ok:")).count() >= 30, "{out}");
+    assert!(
+        out.lines().filter(|l| l.starts_with("ok:")).count() >= 30,
+        "{out}"
+    );
 }

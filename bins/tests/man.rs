@@ -9,7 +9,9 @@ fn man_pages_are_up_to_date() {
     let update = std::env::var_os("UPDATE_MAN").is_some();
     let mut stale = Vec::new();
     for page in lampvault_bins::man_pages() {
-        for (file, want) in lampvault_bins::common::render_man_pages((page.command)(), page.section, page.tail) {
+        for (file, want) in
+            lampvault_bins::common::render_man_pages((page.command)(), page.section, page.tail)
+        {
             let path = dir.join(file);
             if update {
                 std::fs::write(&path, &want).unwrap();
@@ -18,5 +20,8 @@ fn man_pages_are_up_to_date() {
             }
         }
     }
-    assert!(stale.is_empty(), "stale man pages (run UPDATE_MAN=1 cargo test --test man): {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "stale man pages (run UPDATE_MAN=1 cargo test --test man): {stale:?}"
+    );
 }

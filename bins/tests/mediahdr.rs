@@ -11,7 +11,10 @@ fn m() -> String {
 }
 
 fn amanda() -> bool {
-    require("Amanda (amanda-common: Amanda::Header)", std::path::Path::new("/usr/lib/amanda").exists() || have("amrestore"))
+    require(
+        "Amanda (amanda-common: Amanda::Header)",
+        std::path::Path::new("/usr/lib/amanda").exists() || have("amrestore"),
+    )
 }
 
 fn run(args: &[&str]) -> std::process::Output {
@@ -21,16 +24,31 @@ fn run(args: &[&str]) -> std::process::Output {
 /// `mediahdr show` output must equal Amanda's parse, x_ lines aside.
 fn same_as_amanda(file: &str) {
     let ours = run(&["show", file]);
-    let theirs = Command::new(script("amanda-parse-header")).arg(file).output().unwrap();
-    let theirs: String =
-        String::from_utf8_lossy(&theirs.stdout).lines().filter(|l| !l.starts_with("x_")).map(|l| format!("{l}\n")).collect();
-    assert_eq!(String::from_utf8_lossy(&ours.stdout), theirs, "{file}: {}", stderr(&ours));
+    let theirs = Command::new(script("amanda-parse-header"))
+        .arg(file)
+        .output()
+        .unwrap();
+    let theirs: String = String::from_utf8_lossy(&theirs.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("x_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        theirs,
+        "{file}: {}",
+        stderr(&ours)
+    );
 }
 
 fn tree(dir: &std::path::Path) {
     std::fs::create_dir_all(dir.join("etc/php")).unwrap();
     std::fs::create_dir_all(dir.join("www")).unwrap();
-    std::fs::write(dir.join("etc/php/php.ini"), "memory_limit = 128M\n".repeat(50)).unwrap();
+    std::fs::write(
+        dir.join("etc/php/php.ini"),
+        "memory_limit = 128M\n".repeat(50),
+    )
+    .unwrap();
     std::fs::write(dir.join("www/index.php"), "<?php echo 'hi'; ?>\n").unwrap();
     let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
     std::fs::write(dir.join("www/blob.bin"), big).unwrap();
@@ -58,8 +76,16 @@ fn headers_we_write_read_the_same_in_amanda() {
         let o = sh(&format!("printf 'payload bytes' | {} {c} > {f}", m()));
         assert!(o.status.success(), "{c}: {}", stderr(&o));
         let bs = if c.contains("64k") { "65536" } else { "32768" };
-        let p = Command::new(script("amanda-parse-header")).args(["--size", bs, &f]).output().unwrap();
-        assert_eq!(status_code(&p), 0, "Amanda rejects the header of `{c}`: {}", String::from_utf8_lossy(&p.stdout));
+        let p = Command::new(script("amanda-parse-header"))
+            .args(["--size", bs, &f])
+            .output()
+            .unwrap();
+        assert_eq!(
+            status_code(&p),
+            0,
+            "Amanda rejects the header of `{c}`: {}",
+            String::from_utf8_lossy(&p.stdout)
+        );
         if bs == "32768" {
             same_as_amanda(&f);
         }
@@ -102,13 +128,30 @@ fn header_bytes_equal_amandas_own_writer() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let ours = std::fs::read(&f).unwrap();
-    assert_eq!(&ours[..32768], &std::fs::read(&r).unwrap()[..], "header bytes differ from Amanda's build_header");
+    assert_eq!(
+        &ours[..32768],
+        &std::fs::read(&r).unwrap()[..],
+        "header bytes differ from Amanda's build_header"
+    );
     assert_eq!(&ours[32768..], b"x");
 
     // A whole-file header with CRC lines, from a regular-file input.
     let payload = t.path("payload");
     std::fs::write(&payload, vec![7u8; 5000]).unwrap();
-    let o = run(&["write", "--host", "db1", "--disk", "/d", "--level", "0", "--date", "20260101120000", "-o", f.to_str().unwrap(), payload.to_str().unwrap()]);
+    let o = run(&[
+        "write",
+        "--host",
+        "db1",
+        "--disk",
+        "/d",
+        "--level",
+        "0",
+        "--date",
+        "20260101120000",
+        "-o",
+        f.to_str().unwrap(),
+        payload.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let crc = format!("{:08x}:5000", crc32c_of(&vec![7u8; 5000]));
     let o = Command::new(script("amanda-build-header"))
@@ -132,7 +175,10 @@ fn header_bytes_equal_amandas_own_writer() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(&std::fs::read(&f).unwrap()[..32768], &std::fs::read(&r).unwrap()[..]);
+    assert_eq!(
+        &std::fs::read(&f).unwrap()[..32768],
+        &std::fs::read(&r).unwrap()[..]
+    );
 }
 
 /// CRC-32C computed independently of the code under test (bitwise, reflected 0x82F63B78).
@@ -141,7 +187,11 @@ fn crc32c_of(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -156,8 +206,16 @@ fn amandas_real_headers_show_the_same_fields() {
                 continue;
             }
             let kv = std::fs::read_to_string(p.with_extension("kv")).unwrap();
-            let want: String = kv.lines().filter(|l| !l.starts_with("x_")).map(|l| format!("{l}\n")).collect();
-            let bs = if p.to_string_lossy().contains("bs64k") { "64k" } else { "32k" };
+            let want: String = kv
+                .lines()
+                .filter(|l| !l.starts_with("x_"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let bs = if p.to_string_lossy().contains("bs64k") {
+                "64k"
+            } else {
+                "32k"
+            };
             let o = run(&["show", "--block-size", bs, p.to_str().unwrap()]);
             assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{p:?}");
             let code = status_code(&o);
@@ -177,8 +235,16 @@ fn tar_gzip_lz4_through_mediahdr_and_back_with_dd() {
     tree(&t.path("src"));
     for (name, compress, opts) in [
         ("plain", "cat", ""),
-        ("gz", "gzip -c", "--compress-suffix .gz --uncompress-cmd '/bin/gzip -dc |'"),
-        ("lz4", "lz4 -c", "--compress-suffix cust --uncompress-cmd '/usr/bin/lz4 -d |'"),
+        (
+            "gz",
+            "gzip -c",
+            "--compress-suffix .gz --uncompress-cmd '/bin/gzip -dc |'",
+        ),
+        (
+            "lz4",
+            "lz4 -c",
+            "--compress-suffix cust --uncompress-cmd '/usr/bin/lz4 -d |'",
+        ),
     ] {
         if !require(compress, have(compress.split(' ').next().unwrap())) {
             continue;
@@ -201,14 +267,23 @@ fn tar_gzip_lz4_through_mediahdr_and_back_with_dd() {
         }
     }
     let o = run(&["restore-cmd", &format!("{d}/gz.media")]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("dd if={d}/gz.media bs=32k skip=1 | /bin/gzip -dc | /bin/tar -xpGf -\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("dd if={d}/gz.media bs=32k skip=1 | /bin/gzip -dc | /bin/tar -xpGf -\n")
+    );
 }
 
 #[test]
 fn crc_lines_from_file_input_and_from_rewriting_the_output() {
     let t = Scratch::new("mh-crc");
     let d = t.0.display();
-    std::fs::write(t.path("in"), (0..100_000u32).flat_map(|i| i.to_be_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        t.path("in"),
+        (0..100_000u32)
+            .flat_map(|i| i.to_be_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let w = "write --host h --disk /d --level 0 --date 20260101120000";
     let o = sh(&format!(
         "{m} {w} {d}/in > {d}/a            # input a regular file: scanned first
@@ -219,21 +294,49 @@ fn crc_lines_from_file_input_and_from_rewriting_the_output() {
     ));
     assert!(o.status.success(), "{}", stderr(&o));
     let show = |f: &str| String::from_utf8(run(&["show", &format!("{d}/{f}")]).stdout).unwrap();
-    let want = format!("server_crc={:08x}:400000", crc32c_of(&std::fs::read(t.path("in")).unwrap()));
+    let want = format!(
+        "server_crc={:08x}:400000",
+        crc32c_of(&std::fs::read(t.path("in")).unwrap())
+    );
     assert!(show("a").contains(&want), "{}", show("a"));
     assert!(show("a").contains("orig_size=391\n"));
     assert!(show("c").contains("server_crc=00000000:0"));
     // payload verifies the CRC; a flipped byte or a truncated file is exit 6
-    assert_eq!(status_code(&run(&["payload", "-o", "/dev/null", &format!("{d}/a")])), 0);
+    assert_eq!(
+        status_code(&run(&["payload", "-o", "/dev/null", &format!("{d}/a")])),
+        0
+    );
     let mut bytes = std::fs::read(t.path("a")).unwrap();
     bytes[40000] ^= 1;
     std::fs::write(t.path("bad"), &bytes).unwrap();
     let o = run(&["payload", "-o", "/dev/null", &format!("{d}/bad")]);
     assert_eq!(status_code(&o), 6);
-    assert!(stderr(&o).starts_with(&format!("mediahdr: {d}/bad: payload does not match the header: SERVER-CRC=")), "{}", stderr(&o));
-    std::fs::write(t.path("short"), &std::fs::read(t.path("a")).unwrap()[..100_000]).unwrap();
-    assert_eq!(status_code(&run(&["payload", "-o", "/dev/null", &format!("{d}/short")])), 6);
-    assert_eq!(status_code(&run(&["payload", "--no-verify", "-o", "/dev/null", &format!("{d}/short")])), 0);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "mediahdr: {d}/bad: payload does not match the header: SERVER-CRC="
+        )),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        t.path("short"),
+        &std::fs::read(t.path("a")).unwrap()[..100_000],
+    )
+    .unwrap();
+    assert_eq!(
+        status_code(&run(&["payload", "-o", "/dev/null", &format!("{d}/short")])),
+        6
+    );
+    assert_eq!(
+        status_code(&run(&[
+            "payload",
+            "--no-verify",
+            "-o",
+            "/dev/null",
+            &format!("{d}/short")
+        ])),
+        0
+    );
 }
 
 #[test]
@@ -255,20 +358,56 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     let mut trunc = b"AMANDA: FILE 20260101 h /d  lev 0 comp N program /bin/tar\n".to_vec();
     trunc.resize(1000, 0);
     std::fs::write(t.path("truncated"), &trunc).unwrap();
-    let mut long = format!("AMANDA: FILE 20260101 h /{}  lev 0 comp N program /bin/tar\n", "d".repeat(300)).into_bytes();
+    let mut long = format!(
+        "AMANDA: FILE 20260101 h /{}  lev 0 comp N program /bin/tar\n",
+        "d".repeat(300)
+    )
+    .into_bytes();
     long.resize(32768, 0);
     std::fs::write(t.path("overlong"), &long).unwrap();
-    let o = sh(&format!("cd {d} && mkdir t && echo hi > t/f && tar -cf tarfile t"));
+    let o = sh(&format!(
+        "cd {d} && mkdir t && echo hi > t/f && tar -cf tarfile t"
+    ));
     assert!(o.status.success());
     for (file, cmd, code, msg) in [
         ("empty", "show", 4, "empty: empty input: no header block"),
         ("empty", "payload", 4, "empty: empty input: no header block"),
-        ("zeros", "show", 3, "zeros: not an Amanda header: expected 'AMANDA:' (the block is empty) at byte 0"),
-        ("random", "payload", 3, "random: not an Amanda header: expected 'AMANDA:' at byte 0"),
-        ("tarfile", "payload", 3, "tarfile: not an Amanda header: expected 'AMANDA:' at byte 0"),
-        ("truncated", "payload", 4, "truncated: truncated header block: 1000 of 32768 bytes"),
-        ("truncated", "show", 4, "truncated: truncated header block: 1000 of 32768 bytes"),
-        ("overlong", "show", 5, "overlong: field disk longer than Amanda's 255 bytes: cut as Amanda cuts it"),
+        (
+            "zeros",
+            "show",
+            3,
+            "zeros: not an Amanda header: expected 'AMANDA:' (the block is empty) at byte 0",
+        ),
+        (
+            "random",
+            "payload",
+            3,
+            "random: not an Amanda header: expected 'AMANDA:' at byte 0",
+        ),
+        (
+            "tarfile",
+            "payload",
+            3,
+            "tarfile: not an Amanda header: expected 'AMANDA:' at byte 0",
+        ),
+        (
+            "truncated",
+            "payload",
+            4,
+            "truncated: truncated header block: 1000 of 32768 bytes",
+        ),
+        (
+            "truncated",
+            "show",
+            4,
+            "truncated: truncated header block: 1000 of 32768 bytes",
+        ),
+        (
+            "overlong",
+            "show",
+            5,
+            "overlong: field disk longer than Amanda's 255 bytes: cut as Amanda cuts it",
+        ),
         ("missing", "show", 1, "missing: No such file or directory"),
     ] {
         let o = run(&[cmd, &format!("{d}/{file}")]);
@@ -280,24 +419,106 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
     assert_eq!(status_code(&o), 3);
     assert_eq!(stderr(&o), "mediahdr: stdin: not an Amanda header: expected 'AMANDA:' (the block is empty) at byte 0\n");
     // write refuses an empty payload and writes nothing.
-    let o = sh(&format!("{} write --host h --disk /d --level 0 -o {d}/out < /dev/null", m()));
-    assert_eq!((status_code(&o), stderr(&o)), (4, "mediahdr: stdin: empty input: nothing to put behind a header\n".into()));
+    let o = sh(&format!(
+        "{} write --host h --disk /d --level 0 -o {d}/out < /dev/null",
+        m()
+    ));
+    assert_eq!(
+        (status_code(&o), stderr(&o)),
+        (
+            4,
+            "mediahdr: stdin: empty input: nothing to put behind a header\n".into()
+        )
+    );
     assert!(!t.path("out").exists());
     // Unwritable output.
-    let o = sh(&format!("echo x | {} write --host h --disk /d --level 0 -o /proc/nope/x", m()));
-    assert_eq!((status_code(&o), stderr(&o)), (1, "mediahdr: /proc/nope/x: No such file or directory\n".into()));
+    let o = sh(&format!(
+        "echo x | {} write --host h --disk /d --level 0 -o /proc/nope/x",
+        m()
+    ));
+    assert_eq!(
+        (status_code(&o), stderr(&o)),
+        (
+            1,
+            "mediahdr: /proc/nope/x: No such file or directory\n".into()
+        )
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     for (args, code, needle) in [
         (&["write", "--disk", "/d", "--level", "0"][..], 2, "--host"),
-        (&["write", "--host", "h", "--disk", "/d", "--level", "0", "--date", "2026-01-01"], 2, "mediahdr: header: invalid datestamp '2026-01-01'"),
-        (&["write", "--host", "a b", "--disk", "/d", "--level", "0"], 2, "mediahdr: header: host 'a b' must not contain a space"),
-        (&["write", "--host", "h", "--disk", &"d".repeat(256), "--level", "0"], 2, "disk is 256 bytes; Amanda keeps at most 255"),
-        (&["write", "--host", "h", "--disk", "/d", "--level", "0", "--block-size", "512"], 2, "at least 32k"),
-        (&["write", "--host", "h", "--disk", "/d", "--level", "0", "--part", "0/3"], 2, "invalid part 0/3"),
-        (&["write", "--host", "h", "--disk", "/d", "--level", "0", "--compress-suffix", ".gz"], 2, "--uncompress-cmd"),
+        (
+            &[
+                "write",
+                "--host",
+                "h",
+                "--disk",
+                "/d",
+                "--level",
+                "0",
+                "--date",
+                "2026-01-01",
+            ],
+            2,
+            "mediahdr: header: invalid datestamp '2026-01-01'",
+        ),
+        (
+            &["write", "--host", "a b", "--disk", "/d", "--level", "0"],
+            2,
+            "mediahdr: header: host 'a b' must not contain a space",
+        ),
+        (
+            &[
+                "write",
+                "--host",
+                "h",
+                "--disk",
+                &"d".repeat(256),
+                "--level",
+                "0",
+            ],
+            2,
+            "disk is 256 bytes; Amanda keeps at most 255",
+        ),
+        (
+            &[
+                "write",
+                "--host",
+                "h",
+                "--disk",
+                "/d",
+                "--level",
+                "0",
+                "--block-size",
+                "512",
+            ],
+            2,
+            "at least 32k",
+        ),
+        (
+            &[
+                "write", "--host", "h", "--disk", "/d", "--level", "0", "--part", "0/3",
+            ],
+            2,
+            "invalid part 0/3",
+        ),
+        (
+            &[
+                "write",
+                "--host",
+                "h",
+                "--disk",
+                "/d",
+                "--level",
+                "0",
+                "--compress-suffix",
+                ".gz",
+            ],
+            2,
+            "--uncompress-cmd",
+        ),
         (&["show", "--block-size", "12q"], 2, "unknown suffix"),
         (&["frobnicate"], 2, "unrecognized subcommand"),
         (&[], 2, "Usage"),
@@ -355,12 +576,18 @@ fn tape_operations_on_a_file_say_not_a_tape() {
     std::fs::write(t.path("f"), b"x").unwrap();
     let f = t.path("f").display().to_string();
     let o = run(&["show", "--file", "2", &f]);
-    assert_eq!((status_code(&o), stderr(&o)), (1, format!("mediahdr: {f}: --file 2: not a tape device\n")));
+    assert_eq!(
+        (status_code(&o), stderr(&o)),
+        (1, format!("mediahdr: {f}: --file 2: not a tape device\n"))
+    );
 }
 
 #[test]
 fn a_closed_stderr_does_not_change_the_exit_code() {
-    let o = sh(&format!("set +e; {} show /nonexistent/x 2>&-; echo $?", m()));
+    let o = sh(&format!(
+        "set +e; {} show /nonexistent/x 2>&-; echo $?",
+        m()
+    ));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "1\n");
 }
 
@@ -368,7 +595,10 @@ fn a_closed_stderr_does_not_change_the_exit_code() {
 /// whole records, buffered for the short tail, and the header rewritten with its CRC lines.
 #[test]
 fn direct_io_onto_a_block_device() {
-    if !require("root and losetup (block device)", is_root() && have("losetup")) {
+    if !require(
+        "root and losetup (block device)",
+        is_root() && have("losetup"),
+    ) {
         return;
     }
     let base = std::path::PathBuf::from("/var/tmp");
@@ -386,7 +616,14 @@ fn direct_io_onto_a_block_device() {
         m = m()
     ));
     if let Ok(dev) = std::fs::read_to_string(t.path("dev")) {
-        let _ = std::process::Command::new("losetup").args(["-d", dev.trim()]).status();
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", dev.trim()])
+            .status();
     }
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
 }

@@ -28,7 +28,9 @@ fn random(len: usize, seed: u64) -> Vec<u8> {
 
 fn split(dir: &Scratch, args: &[&str], vols: &[&str], input: &[u8]) {
     let mut cmd = Command::new(bin("raitstripe"));
-    cmd.arg("split").args(args).args(vols.iter().map(|v| dir.path(v)));
+    cmd.arg("split")
+        .args(args)
+        .args(vols.iter().map(|v| dir.path(v)));
     let o = run_with_input(&mut cmd, input);
     assert_eq!(status_code(&o), 0, "split {args:?}: {}", stderr(&o));
     assert!(o.stderr.is_empty() && o.stdout.is_empty());
@@ -48,7 +50,12 @@ fn join_args(dir: &Scratch, sub: &str, args: &[&str], vols: &[&str]) -> std::pro
 }
 
 fn amanda_present() -> bool {
-    require("Amanda's RAIT device (amanda-server)", sh("dpkg -L amanda-common 2>/dev/null | grep '/Amanda/Header.pm$' >/dev/null").status.success())
+    require(
+        "Amanda's RAIT device (amanda-server)",
+        sh("dpkg -L amanda-common 2>/dev/null | grep '/Amanda/Header.pm$' >/dev/null")
+            .status
+            .success(),
+    )
 }
 
 /// Amanda's 32 KiB SPLIT_FILE header from the fixture (identical on every child).
@@ -70,7 +77,10 @@ fn round_trips_lengths_layouts_and_every_loss() {
             split(&s, &["--parity", &parity.to_string()], &vols, &input);
             let o = join_args(&s, "join", &[], &vols);
             assert_eq!(status_code(&o), 0, "{}", stderr(&o));
-            assert!(o.stdout == input, "n={n} parity={parity} len={len}: join differs");
+            assert!(
+                o.stdout == input,
+                "n={n} parity={parity} len={len}: join differs"
+            );
             assert!(o.stderr.is_empty());
             // every single loss, and every pair when there are two or more parity volumes
             for a in 0..n {
@@ -79,16 +89,32 @@ fn round_trips_lengths_layouts_and_every_loss() {
                     if lost.len() > parity || (len > 100_000 && lost.len() > 1 && a > 0) {
                         continue;
                     }
-                    let given: Vec<&str> = (0..n).map(|i| if lost.contains(&i) { "missing" } else { vols[i] }).collect();
+                    let given: Vec<&str> = (0..n)
+                        .map(|i| {
+                            if lost.contains(&i) {
+                                "missing"
+                            } else {
+                                vols[i]
+                            }
+                        })
+                        .collect();
                     let o = join_args(&s, "join", &[], &given);
                     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
-                    assert!(o.stdout == input, "n={n} parity={parity} len={len} lost={lost:?}");
+                    assert!(
+                        o.stdout == input,
+                        "n={n} parity={parity} len={len} lost={lost:?}"
+                    );
                     assert_eq!(stderr(&o).lines().count(), lost.len(), "{}", stderr(&o));
                     assert!(stderr(&o).contains("rebuilding it from parity"));
                 }
             }
             let o = join_args(&s, "verify", &[], &vols);
-            assert_eq!(status_code(&o), 0, "verify: {}", String::from_utf8_lossy(&o.stdout));
+            assert_eq!(
+                status_code(&o),
+                0,
+                "verify: {}",
+                String::from_utf8_lossy(&o.stdout)
+            );
         }
     }
 }
@@ -108,7 +134,11 @@ fn amanda_reads_our_volumes_complete_and_degraded() {
         for i in 0..children {
             let c = set.join(format!("c{i}"));
             std::fs::create_dir_all(&c).unwrap();
-            std::fs::copy(fixture("amanda/rait-2plus1/c0/00000.RAIT-001"), c.join("00000.RAIT-001")).unwrap();
+            std::fs::copy(
+                fixture("amanda/rait-2plus1/c0/00000.RAIT-001"),
+                c.join("00000.RAIT-001"),
+            )
+            .unwrap();
             vols.push(c.join(AMANDA_FILE));
         }
         let mut cmd = Command::new(bin("raitstripe"));
@@ -117,12 +147,27 @@ fn amanda_reads_our_volumes_complete_and_degraded() {
         assert_eq!(status_code(&o), 0, "{}", stderr(&o));
         let pfile = s.path(&format!("payload{children}-{len}"));
         std::fs::write(&pfile, &payload).unwrap();
-        let o = Command::new(script("amanda-rait-check")).arg(&set).arg(&pfile).output().unwrap();
+        let o = Command::new(script("amanda-rait-check"))
+            .arg(&set)
+            .arg(&pfile)
+            .output()
+            .unwrap();
         let out = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success(), "Amanda could not read our set ({children} children, {len} bytes):\n{out}{}", stderr(&o));
-        assert!(out.contains(&format!("{} passed, 0 failed", children + 1)), "{out}");
+        assert!(
+            o.status.success(),
+            "Amanda could not read our set ({children} children, {len} bytes):\n{out}{}",
+            stderr(&o)
+        );
+        assert!(
+            out.contains(&format!("{} passed, 0 failed", children + 1)),
+            "{out}"
+        );
         // and we still give back the exact stream
-        let o = Command::new(bin("raitstripe")).arg("join").args(&vols).output().unwrap();
+        let o = Command::new(bin("raitstripe"))
+            .arg("join")
+            .args(&vols)
+            .output()
+            .unwrap();
         assert!(o.status.success() && o.stdout == stream, "{}", stderr(&o));
     }
 }
@@ -138,7 +183,11 @@ fn our_split_equals_amandas_children_but_for_the_metadata_line() {
         let ours = std::fs::read(s.path(&format!("c{i}"))).unwrap();
         let theirs = std::fs::read(fx.join(format!("c{i}")).join(AMANDA_FILE)).unwrap();
         assert_eq!(ours.len(), theirs.len());
-        assert_eq!(ours[32768..], theirs[32768..], "child {i}: striped data differs from Amanda's");
+        assert_eq!(
+            ours[32768..],
+            theirs[32768..],
+            "child {i}: striped data differs from Amanda's"
+        );
         // the header block differs only where our line sits, in Amanda's NUL padding
         let text_end = theirs.iter().position(|&b| b == 0).unwrap();
         assert_eq!(ours[..text_end], theirs[..text_end]);
@@ -155,14 +204,37 @@ fn we_read_amandas_sets_complete_and_degraded() {
     let mut want = amanda_header();
     want.extend_from_slice(&payload);
     want.resize(32768 + 131072, 0); // Amanda keeps no length: two whole RAIT blocks
-    let vols: Vec<String> = (0..3).map(|i| fx.join(format!("c{i}")).join(AMANDA_FILE).display().to_string()).collect();
+    let vols: Vec<String> = (0..3)
+        .map(|i| {
+            fx.join(format!("c{i}"))
+                .join(AMANDA_FILE)
+                .display()
+                .to_string()
+        })
+        .collect();
     for lost in [None, Some(0), Some(1), Some(2)] {
-        let args: Vec<&str> = (0..3).map(|i| if Some(i) == lost { "missing" } else { vols[i].as_str() }).collect();
-        let o = Command::new(bin("raitstripe")).arg("join").args(&args).output().unwrap();
+        let args: Vec<&str> = (0..3)
+            .map(|i| {
+                if Some(i) == lost {
+                    "missing"
+                } else {
+                    vols[i].as_str()
+                }
+            })
+            .collect();
+        let o = Command::new(bin("raitstripe"))
+            .arg("join")
+            .args(&args)
+            .output()
+            .unwrap();
         assert_eq!(status_code(&o), 0, "{}", stderr(&o));
         assert!(o.stdout == want, "lost {lost:?}");
     }
-    let o = Command::new(bin("raitstripe")).arg("verify").args(&vols).output().unwrap();
+    let o = Command::new(bin("raitstripe"))
+        .arg("verify")
+        .args(&vols)
+        .output()
+        .unwrap();
     assert_eq!(status_code(&o), 0);
 
     // Fresh sets written by Amanda: mirror and 3+1, with a lost child
@@ -175,16 +247,44 @@ fn we_read_amandas_sets_complete_and_degraded() {
         let p = s.path(&format!("payload{children}"));
         std::fs::write(&p, &payload).unwrap();
         let dir = s.path(&format!("set{children}"));
-        let o = Command::new(script("amanda-rait-write")).arg("--children").arg(children.to_string()).arg(&dir).arg(&p).output().unwrap();
+        let o = Command::new(script("amanda-rait-write"))
+            .arg("--children")
+            .arg(children.to_string())
+            .arg(&dir)
+            .arg(&p)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "amanda-rait-write: {}", stderr(&o));
-        let vols: Vec<String> = (0..children).map(|i| dir.join(format!("c{i}")).join(AMANDA_FILE).display().to_string()).collect();
+        let vols: Vec<String> = (0..children)
+            .map(|i| {
+                dir.join(format!("c{i}"))
+                    .join(AMANDA_FILE)
+                    .display()
+                    .to_string()
+            })
+            .collect();
         for lost in [None, Some(0), Some(children - 1)] {
-            let args: Vec<&str> = (0..children).map(|i| if Some(i) == lost { "missing" } else { vols[i].as_str() }).collect();
-            let o = Command::new(bin("raitstripe")).arg("join").args(&args).output().unwrap();
+            let args: Vec<&str> = (0..children)
+                .map(|i| {
+                    if Some(i) == lost {
+                        "missing"
+                    } else {
+                        vols[i].as_str()
+                    }
+                })
+                .collect();
+            let o = Command::new(bin("raitstripe"))
+                .arg("join")
+                .args(&args)
+                .output()
+                .unwrap();
             assert_eq!(status_code(&o), 0, "{}", stderr(&o));
             let rb = 32768 * (children - 1).max(1);
             assert_eq!(o.stdout.len(), 32768 + payload.len().div_ceil(rb) * rb);
-            assert!(o.stdout[32768..32768 + payload.len()] == payload[..], "children {children} lost {lost:?}");
+            assert!(
+                o.stdout[32768..32768 + payload.len()] == payload[..],
+                "children {children} lost {lost:?}"
+            );
             assert!(o.stdout[32768 + payload.len()..].iter().all(|&b| b == 0));
         }
     }
@@ -211,7 +311,14 @@ diff -r src out2/src
         m = bin("mediahdr").display()
     ));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stderr(&o).matches("volume 1 (missing): given as missing; rebuilding it from parity").count(), 2, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o)
+            .matches("volume 1 (missing): given as missing; rebuilding it from parity")
+            .count(),
+        2,
+        "{}",
+        stderr(&o)
+    );
 
     // the same stream split into vtape directories: Amanda's RAIT device restores the tree
     // with a child missing
@@ -260,9 +367,17 @@ head -c 32768 a | tr -d '\0' | grep 'len=trailer' >/dev/null
 fn head_c1_kills_join_by_sigpipe() {
     let s = Scratch::new("rs-head");
     split(&s, &[], &["a", "b", "c"], &random(5_000_000, 3));
-    let o = sh(&format!("set +e; cd {}; {} join a b c | head -c1 > one; echo ${{PIPESTATUS[0]}} > rc", s.0.display(), r()));
+    let o = sh(&format!(
+        "set +e; cd {}; {} join a b c | head -c1 > one; echo ${{PIPESTATUS[0]}} > rc",
+        s.0.display(),
+        r()
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(s.path("rc")).unwrap().trim(), "141", "join must die by SIGPIPE");
+    assert_eq!(
+        std::fs::read_to_string(s.path("rc")).unwrap().trim(),
+        "141",
+        "join must die by SIGPIPE"
+    );
     assert_eq!(std::fs::read(s.path("one")).unwrap().len(), 1);
     assert!(!stderr(&o).contains("raitstripe"), "{}", stderr(&o));
 }
@@ -284,12 +399,33 @@ fn silent_corruption_checksums_locate_plain_parity_refuses() {
     let o = join_args(&s, "join", &[], &["a", "b", "c"]);
     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
     assert!(o.stdout == input);
-    assert_eq!(stderr(&o).trim(), format!("raitstripe: {}: record 3 (offset {}): checksum mismatch; rebuilt from parity", s.path("b").display(), 32768 + 3 * rec));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!(
+            "raitstripe: {}: record 3 (offset {}): checksum mismatch; rebuilt from parity",
+            s.path("b").display(),
+            32768 + 3 * rec
+        )
+    );
     let o = join_args(&s, "verify", &[], &["a", "b", "c"]);
     assert_eq!(status_code(&o), 3);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{}: record 3 (offset {}): checksum mismatch; rebuilt from parity", s.path("b").display(), 32768 + 3 * rec));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!(
+            "{}: record 3 (offset {}): checksum mismatch; rebuilt from parity",
+            s.path("b").display(),
+            32768 + 3 * rec
+        )
+    );
     // rebuild repairs the damaged volume in place of a new one
-    let o = Command::new(bin("raitstripe")).args(["rebuild", "--into"]).arg(format!("1={}", s.path("b2").display())).arg(s.path("a")).arg(s.path("b")).arg(s.path("c")).output().unwrap();
+    let o = Command::new(bin("raitstripe"))
+        .args(["rebuild", "--into"])
+        .arg(format!("1={}", s.path("b2").display()))
+        .arg(s.path("a"))
+        .arg(s.path("b"))
+        .arg(s.path("c"))
+        .output()
+        .unwrap();
     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
     let o = join_args(&s, "verify", &[], &["a", "b2", "c"]);
     assert_eq!(status_code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
@@ -299,7 +435,10 @@ fn silent_corruption_checksums_locate_plain_parity_refuses() {
     flip(&s.path("y"), 32768 + 5 * 32768 + 7);
     let o = join_args(&s, "verify", &[], &["x", "y", "z"]);
     assert_eq!(status_code(&o), 4);
-    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("record 5 (offset {}): parity mismatch, cannot tell which volume is wrong", 32768 + 5 * 32768)));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!(
+        "record 5 (offset {}): parity mismatch, cannot tell which volume is wrong",
+        32768 + 5 * 32768
+    )));
     let o = join_args(&s, "join", &[], &["x", "y", "z"]);
     assert_eq!(status_code(&o), 4);
     assert!(stderr(&o).contains("parity mismatch"), "{}", stderr(&o));
@@ -315,7 +454,13 @@ fn silent_corruption_checksums_locate_plain_parity_refuses() {
     let o = join_args(&s, "join", &[], &["p", "q", "r", "s", "t"]);
     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
     assert!(o.stdout == input);
-    assert!(stderr(&o).contains("record 0 (offset 32768): does not match the other volumes; rebuilt from parity"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "record 0 (offset 32768): does not match the other volumes; rebuilt from parity"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -344,7 +489,12 @@ fn truncated_volume_is_rebuilt_and_verify_reports_it() {
 #[test]
 fn rebuild_writes_the_lost_volume_again() {
     let s = Scratch::new("rs-rebuild");
-    split(&s, &["--parity", "2"], &["a", "b", "c", "d"], &random(777_777, 9));
+    split(
+        &s,
+        &["--parity", "2"],
+        &["a", "b", "c", "d"],
+        &random(777_777, 9),
+    );
     let b = std::fs::read(s.path("b")).unwrap();
     let d = std::fs::read(s.path("d")).unwrap();
     let o = Command::new(bin("raitstripe"))
@@ -372,7 +522,10 @@ fn usage_matrix() {
     split(&s, &[], &["x", "y", "z"], &input);
     let cases = std::fs::read_to_string(fixture("raitstripe/errors.cases")).unwrap();
     let mut n = 0;
-    for line in cases.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in cases
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut f = line.splitn(3, '\t');
         let (code, want, cmd) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
         let o = sh(&format!("cd {}; R={}; set +e; {cmd}", s.0.display(), r()));
@@ -387,7 +540,11 @@ fn usage_matrix() {
         } else {
             assert!(err.contains(want), "{cmd}: stderr {err:?} lacks {want:?}");
             if code != "2" {
-                assert_eq!(err.lines().count(), 1, "{cmd}: one stderr line expected: {err}");
+                assert_eq!(
+                    err.lines().count(),
+                    1,
+                    "{cmd}: one stderr line expected: {err}"
+                );
                 assert!(err.starts_with("raitstripe: "), "{cmd}: {err}");
             }
         }

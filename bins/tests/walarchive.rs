@@ -24,7 +24,10 @@ const SYSID_A: &str = "7711763586823575507";
 fn unpack(dir: &Path) {
     for (sub, names) in [
         ("pg15-16mib", &[SEG6, SEG9, SEG0A, TL2_0A, PARTIAL][..]),
-        ("pg15-1mib", &["00000001000000000000001C", "00000001000000000000001D"][..]),
+        (
+            "pg15-1mib",
+            &["00000001000000000000001C", "00000001000000000000001D"][..],
+        ),
     ] {
         for n in names {
             let xz = fixture(&format!("wal/{sub}/{n}.xz"));
@@ -55,7 +58,10 @@ fn env(tag: &str) -> Env {
 }
 
 fn wa(args: &[&str]) -> Output {
-    Command::new(bin("walarchive")).args(args).output().expect("run walarchive")
+    Command::new(bin("walarchive"))
+        .args(args)
+        .output()
+        .expect("run walarchive")
 }
 
 impl Env {
@@ -63,12 +69,24 @@ impl Env {
         self.push_from(&self.src.join(name), name, &[])
     }
     fn push_from(&self, path: &Path, name: &str, extra: &[&str]) -> Output {
-        let mut a = vec!["push", path.to_str().unwrap(), name, "--archive", self.arch.to_str().unwrap()];
+        let mut a = vec![
+            "push",
+            path.to_str().unwrap(),
+            name,
+            "--archive",
+            self.arch.to_str().unwrap(),
+        ];
         a.extend_from_slice(extra);
         wa(&a)
     }
     fn fetch(&self, name: &str, dest: &Path) -> Output {
-        wa(&["fetch", name, dest.to_str().unwrap(), "--archive", self.arch.to_str().unwrap()])
+        wa(&[
+            "fetch",
+            name,
+            dest.to_str().unwrap(),
+            "--archive",
+            self.arch.to_str().unwrap(),
+        ])
     }
     fn stored(&self, name: &str) -> Vec<PathBuf> {
         let w = lampvault::wal::WalName::parse(name).unwrap();
@@ -109,27 +127,59 @@ fn ok(o: &Output) {
 #[test]
 fn push_fetch_round_trip_every_kind() {
     let e = env("rt");
-    for n in [SEG6, BACKUP, SEG9, SEG0A, "00000002.history", TL2_0A, PARTIAL, "00000003.history"] {
+    for n in [
+        SEG6,
+        BACKUP,
+        SEG9,
+        SEG0A,
+        "00000002.history",
+        TL2_0A,
+        PARTIAL,
+        "00000003.history",
+    ] {
         ok(&e.push(n));
         assert_eq!(e.stored(n).len(), 1, "{n}");
         let dest = e.s.path(&format!("out-{n}"));
         ok(&e.fetch(n, &dest));
-        assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(n)).unwrap(), "{n}");
+        assert_eq!(
+            fs::read(&dest).unwrap(),
+            fs::read(e.src.join(n)).unwrap(),
+            "{n}"
+        );
         use std::os::unix::fs::MetadataExt;
-        assert_eq!(fs::metadata(e.stored(n)[0].clone()).unwrap().mode() & 0o777, 0o600, "{n}");
+        assert_eq!(
+            fs::metadata(e.stored(n)[0].clone()).unwrap().mode() & 0o777,
+            0o600,
+            "{n}"
+        );
     }
     // Segments are compressed, history and backup files stored as they are.
     assert!(e.stored(SEG9)[0].to_str().unwrap().ends_with(".lz4"));
-    assert!(!e.stored("00000002.history")[0].to_str().unwrap().ends_with(".lz4"));
+    assert!(!e.stored("00000002.history")[0]
+        .to_str()
+        .unwrap()
+        .ends_with(".lz4"));
     let info = fs::read_to_string(e.arch.join("walarchive.info")).unwrap();
-    assert!(info.contains(&format!("system-identifier={SYSID_A}\n")), "{info}");
+    assert!(
+        info.contains(&format!("system-identifier={SYSID_A}\n")),
+        "{info}"
+    );
     assert!(info.contains("wal-segment-size=16777216\n"), "{info}");
     // Nothing but final names and the info file: no temporary file left behind.
-    assert!(e.tree().iter().all(|f| !f.contains(".walarchive-tmp")), "{:?}", e.tree());
+    assert!(
+        e.tree().iter().all(|f| !f.contains(".walarchive-tmp")),
+        "{:?}",
+        e.tree()
+    );
     let v = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
     // 06, 09, 0A on timeline 1: 07-08 are missing, which verify must report.
     assert_eq!(status_code(&v), 1);
-    assert!(stderr(&v).contains("timeline 1: missing 000000010000000000000007 .. 000000010000000000000008"), "{}", stderr(&v));
+    assert!(
+        stderr(&v)
+            .contains("timeline 1: missing 000000010000000000000007 .. 000000010000000000000008"),
+        "{}",
+        stderr(&v)
+    );
 }
 
 #[test]
@@ -142,24 +192,43 @@ fn stock_lz4_and_b3sum_read_the_archive() {
     ok(&e.push("00000002.history"));
     let f = e.stored(SEG9)[0].clone();
     let name = f.file_name().unwrap().to_str().unwrap().to_string();
-    let hash = name.trim_end_matches(".lz4").rsplit('-').next().unwrap().to_string();
+    let hash = name
+        .trim_end_matches(".lz4")
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string();
     // The check the man page documents, with stock tools only.
     let o = sh(&format!("lz4 -dc '{}' | b3sum --no-names", f.display()));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), hash);
-    let o = sh(&format!("lz4 -d -c '{}' | cmp - '{}'", f.display(), e.src.join(SEG9).display()));
+    let o = sh(&format!(
+        "lz4 -d -c '{}' | cmp - '{}'",
+        f.display(),
+        e.src.join(SEG9).display()
+    ));
     assert!(o.status.success(), "lz4 -d output differs: {}", stderr(&o));
     let h = e.stored("00000002.history")[0].clone();
     let o = sh(&format!("b3sum --no-names '{}'", h.display()));
-    assert!(h.to_str().unwrap().ends_with(String::from_utf8_lossy(&o.stdout).trim()));
+    assert!(h
+        .to_str()
+        .unwrap()
+        .ends_with(String::from_utf8_lossy(&o.stdout).trim()));
     // And the other way: a frame written by stock lz4 (content checksum, 4 MiB blocks)
     // placed under the right name is read, checked and restored by fetch.
     fs::remove_file(&f).unwrap();
-    let o = sh(&format!("lz4 -1 -q -c '{}' > '{}/0000000100000000/{SEG9}-{hash}.lz4'", e.src.join(SEG9).display(), e.arch.display()));
+    let o = sh(&format!(
+        "lz4 -1 -q -c '{}' > '{}/0000000100000000/{SEG9}-{hash}.lz4'",
+        e.src.join(SEG9).display(),
+        e.arch.display()
+    ));
     assert!(o.status.success());
     let dest = e.s.path("from-stock");
     ok(&e.fetch(SEG9, &dest));
-    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG9)).unwrap());
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG9)).unwrap()
+    );
 }
 
 #[test]
@@ -179,8 +248,15 @@ fn repush_identical_ok_different_refused() {
     let o = e.push_from(&other, SEG9, &[]);
     assert_eq!(status_code(&o), 1);
     let err = stderr(&o);
-    assert!(err.starts_with(&format!("walarchive: {SEG9}: already archived with different content (archived BLAKE3 ")), "{err}");
-    let old = lampvault::wal::store::hex(&lampvault::wal::store::content_hash(&fs::read(e.src.join(SEG9)).unwrap()));
+    assert!(
+        err.starts_with(&format!(
+            "walarchive: {SEG9}: already archived with different content (archived BLAKE3 "
+        )),
+        "{err}"
+    );
+    let old = lampvault::wal::store::hex(&lampvault::wal::store::content_hash(
+        &fs::read(e.src.join(SEG9)).unwrap(),
+    ));
     let new = lampvault::wal::store::hex(&lampvault::wal::store::content_hash(&data));
     assert!(err.contains(&old) && err.contains(&new), "{err}");
     assert_eq!(err.lines().count(), 1);
@@ -217,7 +293,10 @@ fn bad_segments_are_refused() {
         let o = e.push_from(&p, SEG0A, &[]);
         assert_eq!(status_code(&o), 1, "{what}: {}", stderr(&o));
         let err = stderr(&o);
-        assert!(err.starts_with(&format!("walarchive: {SEG0A}: ")) && err.contains(msg), "{what}: {err}");
+        assert!(
+            err.starts_with(&format!("walarchive: {SEG0A}: ")) && err.contains(msg),
+            "{what}: {err}"
+        );
         assert!(e.stored(SEG0A).is_empty(), "{what}: stored anyway");
     }
     // Another cluster's segment (fixture cluster B) into cluster A's archive.
@@ -230,7 +309,15 @@ fn bad_segments_are_refused() {
     // --system-id guards a fresh archive too.
     let fresh = e.s.path("fresh");
     fs::create_dir(&fresh).unwrap();
-    let o = wa(&["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", fresh.to_str().unwrap(), "--system-id", "42"]);
+    let o = wa(&[
+        "push",
+        e.src.join(SEG9).to_str().unwrap(),
+        SEG9,
+        "--archive",
+        fresh.to_str().unwrap(),
+        "--system-id",
+        "42",
+    ]);
     assert_eq!(status_code(&o), 1);
     assert!(!fresh.join("walarchive.info").exists());
     // A truncated history file (no final newline) and a non-history.
@@ -238,17 +325,33 @@ fn bad_segments_are_refused() {
     fs::write(&h, "1\t0/A000780\tbefore 2026").unwrap();
     let o = e.push_from(&h, "00000002.history", &[]);
     assert_eq!(status_code(&o), 1);
-    assert!(stderr(&o).contains("not newline-terminated"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not newline-terminated"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn hostile_names_and_usage_keep_the_exit_contract() {
     let e = env("names");
     let victim = e.s.path("victim");
-    for name in ["../victim", "../../etc/passwd", "0000000100000000/000000010000000000000009", ".history", "", "RECOVERYXLOG", "000000010000000000000009/"] {
+    for name in [
+        "../victim",
+        "../../etc/passwd",
+        "0000000100000000/000000010000000000000009",
+        ".history",
+        "",
+        "RECOVERYXLOG",
+        "000000010000000000000009/",
+    ] {
         let o = e.push_from(&e.src.join(SEG9), name, &[]);
         assert_eq!(status_code(&o), 1, "push {name:?}");
-        assert!(stderr(&o).contains("invalid WAL file name"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("invalid WAL file name"),
+            "{}",
+            stderr(&o)
+        );
         let o = e.fetch(name, &victim);
         assert_eq!(status_code(&o), 255, "fetch {name:?}");
     }
@@ -256,9 +359,15 @@ fn hostile_names_and_usage_keep_the_exit_contract() {
     assert!(e.tree().is_empty(), "{:?}", e.tree());
     // Usage errors: push 1, fetch 255 (never 2, which PostgreSQL would take as "missing").
     assert_eq!(status_code(&wa(&["push"])), 1);
-    assert_eq!(status_code(&wa(&["push", "a", SEG9, "--archive", "x", "--level", "99"])), 1);
+    assert_eq!(
+        status_code(&wa(&["push", "a", SEG9, "--archive", "x", "--level", "99"])),
+        1
+    );
     assert_eq!(status_code(&wa(&["fetch"])), 255);
-    assert_eq!(status_code(&wa(&["fetch", SEG9, "x", "--archive", "y", "--bogus"])), 255);
+    assert_eq!(
+        status_code(&wa(&["fetch", SEG9, "x", "--archive", "y", "--bogus"])),
+        255
+    );
     assert_eq!(status_code(&wa(&["list"])), 2);
     let h = wa(&["--help"]);
     assert_eq!(status_code(&h), 0);
@@ -279,14 +388,36 @@ fn fetch_missing_is_1_everything_else_255() {
         assert!(!dest.exists());
     }
     // Archive missing, or an empty directory (an unmounted mount point): 255.
-    let o = wa(&["fetch", SEG9, dest.to_str().unwrap(), "--archive", e.s.path("nope").to_str().unwrap()]);
+    let o = wa(&[
+        "fetch",
+        SEG9,
+        dest.to_str().unwrap(),
+        "--archive",
+        e.s.path("nope").to_str().unwrap(),
+    ]);
     assert_eq!(status_code(&o), 255);
-    assert_eq!(stderr(&o), format!("walarchive: {}: archive: No such file or directory\n", e.s.path("nope").display()));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "walarchive: {}: archive: No such file or directory\n",
+            e.s.path("nope").display()
+        )
+    );
     let empty = e.s.path("empty");
     fs::create_dir(&empty).unwrap();
-    let o = wa(&["fetch", SEG9, dest.to_str().unwrap(), "--archive", empty.to_str().unwrap()]);
+    let o = wa(&[
+        "fetch",
+        SEG9,
+        dest.to_str().unwrap(),
+        "--archive",
+        empty.to_str().unwrap(),
+    ]);
     assert_eq!(status_code(&o), 255);
-    assert!(stderr(&o).contains("not a walarchive archive"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a walarchive archive"),
+        "{}",
+        stderr(&o)
+    );
     // Corrupt stored file: one bit flipped inside the compressed data.
     let f = e.stored(SEG9)[0].clone();
     let good = fs::read(&f).unwrap();
@@ -301,7 +432,11 @@ fn fetch_missing_is_1_everything_else_255() {
     fs::write(&f, &good[..good.len() / 2]).unwrap();
     let o = e.fetch(SEG9, &dest);
     assert_eq!(status_code(&o), 255);
-    assert!(stderr(&o).contains("is corrupt: bad LZ4 frame at offset"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is corrupt: bad LZ4 frame at offset"),
+        "{}",
+        stderr(&o)
+    );
     // A valid frame of the wrong file renamed to the right hash: the header check catches it.
     fs::write(&f, &good).unwrap();
     let h = e.stored("00000002.history")[0].clone();
@@ -316,7 +451,9 @@ fn fetch_missing_is_1_everything_else_255() {
     fs::write(&h, good_h).unwrap();
     // Repaired: works again.
     ok(&e.fetch(SEG9, &dest));
-    assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()]).status.success());
+    assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()])
+        .status
+        .success());
 }
 
 /// Run walarchive as an unprivileged user (root ignores permissions).
@@ -326,7 +463,12 @@ fn as_nobody(e: &Env, args: &[&str]) -> Output {
         fs::copy(bin("walarchive"), &exe).unwrap();
     }
     fs::set_permissions(&e.s.0, fs::Permissions::from_mode(0o755)).unwrap();
-    Command::new("runuser").args(["-u", "nobody", "--"]).arg(&exe).args(args).output().expect("runuser")
+    Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&exe)
+        .args(args)
+        .output()
+        .expect("runuser")
 }
 
 #[test]
@@ -340,22 +482,55 @@ fn unreadable_and_unwritable_archives() {
     fs::set_permissions(e.src.join(SEG0A), fs::Permissions::from_mode(0o644)).unwrap();
     let arch = e.arch.to_str().unwrap();
     // Archive owned by root, 0755: nobody cannot write → push 1, clear message.
-    let o = as_nobody(&e, &["push", e.src.join(SEG0A).to_str().unwrap(), SEG0A, "--archive", arch]);
+    let o = as_nobody(
+        &e,
+        &[
+            "push",
+            e.src.join(SEG0A).to_str().unwrap(),
+            SEG0A,
+            "--archive",
+            arch,
+        ],
+    );
     assert_eq!(status_code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
     // The archive's subdirectory is 0700 root: nobody cannot read it → fetch 255, not 1.
     let out = e.s.path("out");
     fs::create_dir(&out).unwrap();
     fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).unwrap();
-    let o = as_nobody(&e, &["fetch", SEG0A, out.join("x").to_str().unwrap(), "--archive", arch]);
+    let o = as_nobody(
+        &e,
+        &[
+            "fetch",
+            SEG0A,
+            out.join("x").to_str().unwrap(),
+            "--archive",
+            arch,
+        ],
+    );
     assert_eq!(status_code(&o), 255, "{}", stderr(&o));
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
     // Unreadable source file for push.
     fs::set_permissions(e.src.join(SEG0A), fs::Permissions::from_mode(0o600)).unwrap();
     fs::set_permissions(&e.arch, fs::Permissions::from_mode(0o777)).unwrap();
-    let o = as_nobody(&e, &["push", e.src.join(SEG0A).to_str().unwrap(), SEG0A, "--archive", arch]);
+    let o = as_nobody(
+        &e,
+        &[
+            "push",
+            e.src.join(SEG0A).to_str().unwrap(),
+            SEG0A,
+            "--archive",
+            arch,
+        ],
+    );
     assert_eq!(status_code(&o), 1);
-    assert_eq!(stderr(&o), format!("walarchive: {}: Permission denied\n", e.src.join(SEG0A).display()));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "walarchive: {}: Permission denied\n",
+            e.src.join(SEG0A).display()
+        )
+    );
     // Modes are 0600 / 0640 whatever the umask.
     let o = sh(&format!(
         "umask 000; '{}' push '{}' {SEG0A} --archive '{arch}' && umask 077 && '{}' push '{}' 00000002.history --archive '{arch}' --group-read",
@@ -366,8 +541,17 @@ fn unreadable_and_unwritable_archives() {
     ));
     assert!(o.status.success(), "{}", stderr(&o));
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(fs::metadata(&e.stored(SEG0A)[0]).unwrap().mode() & 0o777, 0o600);
-    assert_eq!(fs::metadata(&e.stored("00000002.history")[0]).unwrap().mode() & 0o777, 0o640);
+    assert_eq!(
+        fs::metadata(&e.stored(SEG0A)[0]).unwrap().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(&e.stored("00000002.history")[0])
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o640
+    );
 }
 
 #[test]
@@ -378,7 +562,10 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     let e = env("full");
     let mnt = e.s.path("small");
     fs::create_dir(&mnt).unwrap();
-    let o = sh(&format!("mount -t tmpfs -o size=20m,mode=0755 lvtest-walarchive '{}'", mnt.display()));
+    let o = sh(&format!(
+        "mount -t tmpfs -o size=20m,mode=0755 lvtest-walarchive '{}'",
+        mnt.display()
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
     struct Umount(PathBuf);
     impl Drop for Umount {
@@ -388,23 +575,58 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     }
     let _u = Umount(mnt.clone());
     let a = mnt.to_str().unwrap();
-    let push = |n: &str| wa(&["push", e.src.join(n).to_str().unwrap(), n, "--archive", a, "--compress", "none"]);
+    let push = |n: &str| {
+        wa(&[
+            "push",
+            e.src.join(n).to_str().unwrap(),
+            n,
+            "--archive",
+            a,
+            "--compress",
+            "none",
+        ])
+    };
     ok(&push(SEG9));
     let o = push(SEG0A);
     assert_eq!(status_code(&o), 1);
-    assert!(stderr(&o).contains("No space left on device"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(stderr(&o).lines().count(), 1);
     let left = sh(&format!("find '{a}' -name '.walarchive-tmp*' | wc -l"));
-    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0", "temporary file left on a full disk");
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "0",
+        "temporary file left on a full disk"
+    );
     assert!(wa(&["verify", "--archive", a]).status.success());
-    let o = wa(&["fetch", SEG0A, e.s.path("x").to_str().unwrap(), "--archive", a]);
+    let o = wa(&[
+        "fetch",
+        SEG0A,
+        e.s.path("x").to_str().unwrap(),
+        "--archive",
+        a,
+    ]);
     assert_eq!(status_code(&o), 1, "nothing partial is fetchable");
     // Space returns: the retry succeeds and everything reads back.
-    assert!(sh(&format!("mount -o remount,size=64m '{a}'")).status.success());
+    assert!(sh(&format!("mount -o remount,size=64m '{a}'"))
+        .status
+        .success());
     ok(&push(SEG0A));
     let dest = e.s.path("back");
-    ok(&wa(&["fetch", SEG0A, dest.to_str().unwrap(), "--archive", a]));
-    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG0A)).unwrap());
+    ok(&wa(&[
+        "fetch",
+        SEG0A,
+        dest.to_str().unwrap(),
+        "--archive",
+        a,
+    ]));
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG0A)).unwrap()
+    );
 }
 
 #[test]
@@ -415,7 +637,13 @@ fn concurrent_pushes_of_one_segment() {
         let children: Vec<_> = (0..4)
             .map(|_| {
                 Command::new(bin("walarchive"))
-                    .args(["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+                    .args([
+                        "push",
+                        e.src.join(SEG9).to_str().unwrap(),
+                        SEG9,
+                        "--archive",
+                        e.arch.to_str().unwrap(),
+                    ])
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .unwrap()
@@ -434,15 +662,28 @@ fn concurrent_pushes_of_one_segment() {
     let other = e.s.path("other");
     fs::write(&other, &data).unwrap();
     let a = Command::new(bin("walarchive"))
-        .args(["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+        .args([
+            "push",
+            e.src.join(SEG9).to_str().unwrap(),
+            SEG9,
+            "--archive",
+            e.arch.to_str().unwrap(),
+        ])
         .spawn()
         .unwrap();
     let b = Command::new(bin("walarchive"))
-        .args(["push", other.to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+        .args([
+            "push",
+            other.to_str().unwrap(),
+            SEG9,
+            "--archive",
+            e.arch.to_str().unwrap(),
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let codes = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()].map(|o| status_code(&o));
+    let codes =
+        [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()].map(|o| status_code(&o));
     let mut sorted = codes;
     sorted.sort();
     assert_eq!(sorted, [0, 1], "{codes:?}");
@@ -461,7 +702,13 @@ fn kill_9_never_leaves_a_partial_final_file() {
         seed ^= seed << 17;
         let delay = std::time::Duration::from_micros(seed % 60_000);
         let mut c = Command::new(bin("walarchive"))
-            .args(["push", e.src.join(SEG9).to_str().unwrap(), SEG9, "--archive", e.arch.to_str().unwrap()])
+            .args([
+                "push",
+                e.src.join(SEG9).to_str().unwrap(),
+                SEG9,
+                "--archive",
+                e.arch.to_str().unwrap(),
+            ])
             .spawn()
             .unwrap();
         std::thread::sleep(delay);
@@ -470,7 +717,9 @@ fn kill_9_never_leaves_a_partial_final_file() {
         for f in e.stored(SEG9) {
             let st = StoredName::parse(f.file_name().unwrap().to_str().unwrap()).unwrap();
             let bytes = fs::read(&f).unwrap();
-            decode_stored(&st, &bytes, 16 << 20).unwrap_or_else(|err| panic!("iteration {i}: partial final file {}: {err}", f.display()));
+            decode_stored(&st, &bytes, 16 << 20).unwrap_or_else(|err| {
+                panic!("iteration {i}: partial final file {}: {err}", f.display())
+            });
             completed += 1;
             fs::remove_file(&f).unwrap();
         }
@@ -480,7 +729,10 @@ fn kill_9_never_leaves_a_partial_final_file() {
     ok(&e.push(SEG9));
     let dest = e.s.path("back");
     ok(&e.fetch(SEG9, &dest));
-    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG9)).unwrap());
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG9)).unwrap()
+    );
     let s = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
     assert!(s.status.success(), "{}", stderr(&s));
 }
@@ -492,7 +744,16 @@ fn cleanup_matches_pg_archivecleanup() {
         return;
     }
     let e = env("cleanup");
-    let names = [SEG6, BACKUP, SEG9, SEG0A, "00000002.history", TL2_0A, PARTIAL, "00000003.history"];
+    let names = [
+        SEG6,
+        BACKUP,
+        SEG9,
+        SEG0A,
+        "00000002.history",
+        TL2_0A,
+        PARTIAL,
+        "00000003.history",
+    ];
     for n in names {
         ok(&e.push(n));
     }
@@ -503,38 +764,82 @@ fn cleanup_matches_pg_archivecleanup() {
         fs::write(plain.join(n), b"").unwrap();
     }
     let cut = TL2_0A;
-    let o = Command::new(pgac).args(["-n", plain.to_str().unwrap(), cut]).output().unwrap();
+    let o = Command::new(pgac)
+        .args(["-n", plain.to_str().unwrap(), cut])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let mut theirs: Vec<String> = String::from_utf8_lossy(&o.stdout)
         .lines()
-        .map(|l| Path::new(l).file_name().unwrap().to_str().unwrap().to_string())
+        .map(|l| {
+            Path::new(l)
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     theirs.sort();
     let o = wa(&["cleanup", "-n", "--archive", e.arch.to_str().unwrap(), cut]);
     ok(&o);
     let mut ours: Vec<String> = String::from_utf8_lossy(&o.stdout)
         .lines()
-        .map(|l| StoredName::parse(Path::new(l).file_name().unwrap().to_str().unwrap()).unwrap().wal.to_string())
+        .map(|l| {
+            StoredName::parse(Path::new(l).file_name().unwrap().to_str().unwrap())
+                .unwrap()
+                .wal
+                .to_string()
+        })
         .collect();
     ours.sort();
     assert_eq!(ours, theirs);
     assert_eq!(ours, vec![SEG6.to_string(), SEG9.to_string()]);
     // -n removed nothing; the real run removes exactly those.
     assert_eq!(e.stored(SEG6).len(), 1);
-    ok(&wa(&["cleanup", "--archive", e.arch.to_str().unwrap(), cut]));
+    ok(&wa(&[
+        "cleanup",
+        "--archive",
+        e.arch.to_str().unwrap(),
+        cut,
+    ]));
     assert!(e.stored(SEG6).is_empty() && e.stored(SEG9).is_empty());
-    for n in [BACKUP, SEG0A, "00000002.history", TL2_0A, PARTIAL, "00000003.history"] {
+    for n in [
+        BACKUP,
+        SEG0A,
+        "00000002.history",
+        TL2_0A,
+        PARTIAL,
+        "00000003.history",
+    ] {
         assert_eq!(e.stored(n).len(), 1, "{n} must stay");
     }
     // -b removes the old backup history file too; a .backup cutoff counts by its segment.
-    let o = wa(&["cleanup", "-n", "-b", "--archive", e.arch.to_str().unwrap(), "00000001000000000000000A.00000028.backup"]);
+    let o = wa(&[
+        "cleanup",
+        "-n",
+        "-b",
+        "--archive",
+        e.arch.to_str().unwrap(),
+        "00000001000000000000000A.00000028.backup",
+    ]);
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains(BACKUP));
     // Invalid cutoffs: usage error 2, like pg_archivecleanup; missing archive 1.
-    let o = wa(&["cleanup", "--archive", e.arch.to_str().unwrap(), "00000002.history"]);
+    let o = wa(&[
+        "cleanup",
+        "--archive",
+        e.arch.to_str().unwrap(),
+        "00000002.history",
+    ]);
     assert_eq!(status_code(&o), 2);
     assert!(stderr(&o).contains("invalid file name argument"));
-    let o = wa(&["cleanup", "--archive", e.s.path("nope").to_str().unwrap(), SEG9]);
+    let o = wa(&[
+        "cleanup",
+        "--archive",
+        e.s.path("nope").to_str().unwrap(),
+        SEG9,
+    ]);
     assert_eq!(status_code(&o), 1);
 }
 
@@ -554,9 +859,15 @@ fn list_json_and_head_c1() {
     assert_eq!(v["timelines"][1]["timeline"], 2);
     assert!(v["timelines"][0]["ratio"].as_f64().unwrap() > 1.5);
     let o = wa(&["list", "--archive", e.arch.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!("timeline 1: {SEG9} .. {SEG0A}, 2 segments, 0 gaps")));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!(
+        "timeline 1: {SEG9} .. {SEG0A}, 2 segments, 0 gaps"
+    )));
     // Data on stdout, cut short by the reader: dies by SIGPIPE like dd, no message.
-    let o = sh(&format!("set +o pipefail; '{}' list --archive '{}' | head -c1", bin("walarchive").display(), e.arch.display()));
+    let o = sh(&format!(
+        "set +o pipefail; '{}' list --archive '{}' | head -c1",
+        bin("walarchive").display(),
+        e.arch.display()
+    ));
     assert_eq!(o.stdout, b"t");
     assert_eq!(stderr(&o), "");
     ok(&wa(&["verify", "--archive", e.arch.to_str().unwrap()]));
@@ -564,7 +875,11 @@ fn list_json_and_head_c1() {
     fs::write(e.arch.join("junk"), b"x").unwrap();
     let o = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
     assert_eq!(status_code(&o), 1);
-    assert!(stderr(&o).contains("junk: not a walarchive file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("junk: not a walarchive file"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -578,7 +893,10 @@ fn one_mib_segments() {
     assert_eq!(status_code(&e.push(SEG9)), 1);
     let d = e.s.path("d");
     ok(&e.fetch("00000001000000000000001D", &d));
-    assert_eq!(fs::read(&d).unwrap(), fs::read(e.src.join("00000001000000000000001D")).unwrap());
+    assert_eq!(
+        fs::read(&d).unwrap(),
+        fs::read(e.src.join("00000001000000000000001D")).unwrap()
+    );
     let o = wa(&["list", "--archive", e.arch.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("2 segments, 0 gaps"));
 }
@@ -590,9 +908,17 @@ fn ahead_pushes_ready_segments_with_the_same_checks() {
     let pg_wal = e.s.path("pg_wal");
     fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
     for n in [SEG9, SEG0A, "00000001000000000000000B"] {
-        let src = if n == "00000001000000000000000B" { e.src.join("00000001000000000000001C") } else { e.src.join(n) };
+        let src = if n == "00000001000000000000000B" {
+            e.src.join("00000001000000000000001C")
+        } else {
+            e.src.join(n)
+        };
         fs::copy(src, pg_wal.join(n)).unwrap();
-        fs::write(pg_wal.join("archive_status").join(format!("{n}.ready")), b"").unwrap();
+        fs::write(
+            pg_wal.join("archive_status").join(format!("{n}.ready")),
+            b"",
+        )
+        .unwrap();
     }
     fs::write(pg_wal.join("archive_status/00000002.history.ready"), b"").unwrap();
     let o = e.push_from(&pg_wal.join(SEG9), SEG9, &["--ahead", "8"]);
@@ -602,9 +928,17 @@ fn ahead_pushes_ready_segments_with_the_same_checks() {
     // 0B holds another cluster's segment (1C of cluster B): refused ahead too (silently),
     // and loudly when PostgreSQL asks for it.
     assert!(e.stored("00000001000000000000000B").is_empty());
-    let o = e.push_from(&pg_wal.join("00000001000000000000000B"), "00000001000000000000000B", &["--ahead", "8"]);
+    let o = e.push_from(
+        &pg_wal.join("00000001000000000000000B"),
+        "00000001000000000000000B",
+        &["--ahead", "8"],
+    );
     assert_eq!(status_code(&o), 1);
-    assert!(stderr(&o).starts_with("walarchive: 00000001000000000000000B: page address 0/1C00000"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("walarchive: 00000001000000000000000B: page address 0/1C00000"),
+        "{}",
+        stderr(&o)
+    );
     // PostgreSQL's call for 0A: confirmed (same content), and still refused if it differed.
     ok(&e.push_from(&pg_wal.join(SEG0A), SEG0A, &["--ahead", "8"]));
     let mut d = fs::read(pg_wal.join(SEG0A)).unwrap();
@@ -615,6 +949,11 @@ fn ahead_pushes_ready_segments_with_the_same_checks() {
     assert!(stderr(&o).contains("already archived with different content"));
     let dest = e.s.path("back");
     ok(&e.fetch(SEG0A, &dest));
-    assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(SEG0A)).unwrap());
-    assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()]).status.success());
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG0A)).unwrap()
+    );
+    assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()])
+        .status
+        .success());
 }

@@ -26,7 +26,10 @@ struct Sandbox {
 
 impl Sandbox {
     fn new(dir: &Path, port: u16) -> Sandbox {
-        Sandbox { dir: dir.to_path_buf(), port }
+        Sandbox {
+            dir: dir.to_path_buf(),
+            port,
+        }
     }
     fn run(&self, args: &[&str]) -> Output {
         Command::new(script("pg-sandbox"))
@@ -40,7 +43,11 @@ impl Sandbox {
     /// Run, require success, return stdout trimmed.
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(o.status.success(), "pg-sandbox {args:?} failed:\n{}", stderr(&o));
+        assert!(
+            o.status.success(),
+            "pg-sandbox {args:?} failed:\n{}",
+            stderr(&o)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
     fn sql(&self, q: &str) -> String {
@@ -57,8 +64,13 @@ impl Drop for Sandbox {
 }
 
 fn have_pg() -> bool {
-    require("PostgreSQL 15 (pg-sandbox)", Path::new("/usr/lib/postgresql/15/bin/postgres").exists())
-        && require("root (pg-sandbox runs the server as pgtest)", util::is_root())
+    require(
+        "PostgreSQL 15 (pg-sandbox)",
+        Path::new("/usr/lib/postgresql/15/bin/postgres").exists(),
+    ) && require(
+        "root (pg-sandbox runs the server as pgtest)",
+        util::is_root(),
+    )
 }
 
 /// Set up a sandbox whose archive_command is walarchive push into `archive`; returns the
@@ -66,10 +78,24 @@ fn have_pg() -> bool {
 fn primary(dir: &Path, port: u16, archive: &Path, push_extra: &str) -> (Sandbox, String) {
     let sb = Sandbox::new(dir, port);
     let wa = dir.join("bin/walarchive");
-    let cmd = format!("{} push %p %f --archive {}{push_extra}", wa.display(), archive.display());
-    sb.ok(&["init", "--archive-command", &cmd, "--set", "archive_timeout=0"]);
+    let cmd = format!(
+        "{} push %p %f --archive {}{push_extra}",
+        wa.display(),
+        archive.display()
+    );
+    sb.ok(&[
+        "init",
+        "--archive-command",
+        &cmd,
+        "--set",
+        "archive_timeout=0",
+    ]);
     fs::copy(bin("walarchive"), &wa).unwrap();
-    let chown = Command::new("chown").args(["-R", "pgtest:"]).arg(archive).status().unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "pgtest:"])
+        .arg(archive)
+        .status()
+        .unwrap();
     assert!(chown.success());
     sb.ok(&["start"]);
     (sb, wa.display().to_string())
@@ -79,7 +105,14 @@ fn stored_names(archive: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in fs::read_dir(archive).unwrap() {
         let p = e.unwrap().path();
-        let ents: Vec<PathBuf> = if p.is_dir() { fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).collect() } else { vec![p] };
+        let ents: Vec<PathBuf> = if p.is_dir() {
+            fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
+        } else {
+            vec![p]
+        };
         for f in ents {
             if let Some(s) = StoredName::parse(f.file_name().unwrap().to_str().unwrap()) {
                 out.push(s.wal.to_string());
@@ -131,14 +164,40 @@ fn pitr_timeline_switch_cleanup_and_corruption() {
     assert!(stats.contains("failed_count=0"), "{stats}");
 
     // Restore to T with walarchive fetch; the copy archives its new timeline with push.
-    sb.ok(&["restore", "--restore-command", &fetch, "--target-time", &t, "--archive-command", &push]);
-    let got = sb.ok(&["sql", "--instance", "restored", "select md5(string_agg(v, ',' order by id)) || ' ' || count(*) from t"]);
+    sb.ok(&[
+        "restore",
+        "--restore-command",
+        &fetch,
+        "--target-time",
+        &t,
+        "--archive-command",
+        &push,
+    ]);
+    let got = sb.ok(&[
+        "sql",
+        "--instance",
+        "restored",
+        "select md5(string_agg(v, ',' order by id)) || ' ' || count(*) from t",
+    ]);
     assert_eq!(got, format!("{want} 10000"));
     let log = fs::read_to_string(s.path("restored.log")).unwrap();
-    assert!(log.contains("restored log file"), "fetch was not used:\n{log}");
+    assert!(
+        log.contains("restored log file"),
+        "fetch was not used:\n{log}"
+    );
     // Timeline switch: keep archiving on timeline 2.
-    sb.ok(&["sql", "--instance", "restored", "insert into t values (0, 'tl2')"]);
-    let tl2_seg = sb.ok(&["sql", "--instance", "restored", "select pg_walfile_name(pg_switch_wal())"]);
+    sb.ok(&[
+        "sql",
+        "--instance",
+        "restored",
+        "insert into t values (0, 'tl2')",
+    ]);
+    let tl2_seg = sb.ok(&[
+        "sql",
+        "--instance",
+        "restored",
+        "select pg_walfile_name(pg_switch_wal())",
+    ]);
     assert!(tl2_seg.starts_with("00000002"), "{tl2_seg}");
     sb.ok(&["wait-archived", "--instance", "restored"]);
     let names = stored_names(&archive);
@@ -156,44 +215,97 @@ fn pitr_timeline_switch_cleanup_and_corruption() {
     sb.ok(&["stop", "--instance", "restored"]);
 
     // Cleanup with the base backup's .backup name, compared with pg_archivecleanup.
-    let backup = names.iter().find(|n| n.ends_with(".backup")).unwrap().clone();
+    let backup = names
+        .iter()
+        .find(|n| n.ends_with(".backup"))
+        .unwrap()
+        .clone();
     let mirror = s.path("mirror");
     fs::create_dir(&mirror).unwrap();
     for n in &names {
         fs::write(mirror.join(n), b"").unwrap();
     }
-    let o = Command::new("/usr/lib/postgresql/15/bin/pg_archivecleanup").arg(&mirror).arg(&backup).output().unwrap();
+    let o = Command::new("/usr/lib/postgresql/15/bin/pg_archivecleanup")
+        .arg(&mirror)
+        .arg(&backup)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let c = wa(&["cleanup", "--archive", archive.to_str().unwrap(), &backup]);
     assert!(c.status.success(), "{}", stderr(&c));
-    let mut theirs: Vec<String> = fs::read_dir(&mirror).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut theirs: Vec<String> = fs::read_dir(&mirror)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     theirs.sort();
     let after = stored_names(&archive);
     assert_eq!(after, theirs);
     assert!(after.len() < names.len(), "cleanup removed nothing");
-    assert!(wa(&["verify", "--archive", archive.to_str().unwrap()]).status.success());
+    assert!(wa(&["verify", "--archive", archive.to_str().unwrap()])
+        .status
+        .success());
     // What cleanup kept is enough to restore the base backup to T.
-    sb.ok(&["restore", "--instance", "again", "--restore-command", &fetch, "--target-time", &t]);
-    let got = sb.ok(&["sql", "--instance", "again", "select md5(string_agg(v, ',' order by id)) || ' ' || count(*) from t"]);
+    sb.ok(&[
+        "restore",
+        "--instance",
+        "again",
+        "--restore-command",
+        &fetch,
+        "--target-time",
+        &t,
+    ]);
+    let got = sb.ok(&[
+        "sql",
+        "--instance",
+        "again",
+        "select md5(string_agg(v, ',' order by id)) || ' ' || count(*) from t",
+    ]);
     assert_eq!(got, format!("{want} 10000"));
     sb.ok(&["stop", "--instance", "again"]);
 
     // Corrupt the segment after the backup's first one: recovery must stop, not promote.
     let first = &backup[..24];
     let victim = lampvault::wal::WalName::parse(first).unwrap();
-    let next = lampvault::wal::WalName::segment_from_segno(1, victim.segno(16 << 20).unwrap() + 1, 16 << 20).unwrap().to_string();
+    let next = lampvault::wal::WalName::segment_from_segno(
+        1,
+        victim.segno(16 << 20).unwrap() + 1,
+        16 << 20,
+    )
+    .unwrap()
+    .to_string();
     let f = find_stored(&archive, &next);
     let mut bytes = fs::read(&f).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x55;
     fs::write(&f, &bytes).unwrap();
-    let o = sb.run(&["restore", "--instance", "broken", "--restore-command", &fetch, "--target-time", &t]);
-    assert!(!o.status.success(), "recovery from a corrupt archive finished:\n{}", stderr(&o));
+    let o = sb.run(&[
+        "restore",
+        "--instance",
+        "broken",
+        "--restore-command",
+        &fetch,
+        "--target-time",
+        &t,
+    ]);
+    assert!(
+        !o.status.success(),
+        "recovery from a corrupt archive finished:\n{}",
+        stderr(&o)
+    );
     let log = fs::read_to_string(s.path("broken.log")).unwrap();
-    assert!(log.contains(&format!("walarchive: {next}: ")) && log.contains("is corrupt"), "{log}");
+    assert!(
+        log.contains(&format!("walarchive: {next}: ")) && log.contains("is corrupt"),
+        "{log}"
+    );
     assert!(log.contains("FATAL"), "{log}");
-    assert!(!log.contains("selected new timeline ID"), "promoted despite corruption:\n{log}");
-    assert!(!log.contains("database system is ready to accept connections"), "{log}");
+    assert!(
+        !log.contains("selected new timeline ID"),
+        "promoted despite corruption:\n{log}"
+    );
+    assert!(
+        !log.contains("database system is ready to accept connections"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -205,7 +317,17 @@ fn full_archive_filesystem_then_catch_up() {
     let archive = s.path("walarch");
     fs::create_dir(&archive).unwrap();
     // Room for three uncompressed 16 MiB segments and a bit.
-    let m = Command::new("mount").args(["-t", "tmpfs", "-o", "size=56m,mode=0755", "lvtest-walarchive-pg"]).arg(&archive).status().unwrap();
+    let m = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=56m,mode=0755",
+            "lvtest-walarchive-pg",
+        ])
+        .arg(&archive)
+        .status()
+        .unwrap();
     assert!(m.success());
     struct Umount(PathBuf);
     impl Drop for Umount {
@@ -234,12 +356,19 @@ fn full_archive_filesystem_then_catch_up() {
     assert_ne!(ready, "0", "PostgreSQL must keep the unarchived WAL");
     let log = fs::read_to_string(s.path("primary.log")).unwrap();
     assert!(log.contains("No space left on device"), "{log}");
-    assert!(log.contains("archive command failed with exit code 1"), "{log}");
+    assert!(
+        log.contains("archive command failed with exit code 1"),
+        "{log}"
+    );
     // Nothing partial under a final name.
     let v = wa(&["verify", "--archive", archive.to_str().unwrap()]);
     assert!(v.status.success(), "{}", stderr(&v));
     // Space returns: everything gets archived and a restore replays all of it.
-    let r = Command::new("mount").args(["-o", "remount,size=400m"]).arg(&archive).status().unwrap();
+    let r = Command::new("mount")
+        .args(["-o", "remount,size=400m"])
+        .arg(&archive)
+        .status()
+        .unwrap();
     assert!(r.success());
     sb.ok(&["reload"]);
     sb.ok(&["wait-archived"]);
@@ -247,7 +376,12 @@ fn full_archive_filesystem_then_catch_up() {
     assert!(v.status.success(), "{}", stderr(&v));
     let fetch = format!("{w} fetch %f %p --archive {}", archive.display());
     sb.ok(&["restore", "--restore-command", &fetch]);
-    let got = sb.ok(&["sql", "--instance", "restored", "select md5(string_agg(v, ',' order by id)) from t"]);
+    let got = sb.ok(&[
+        "sql",
+        "--instance",
+        "restored",
+        "select md5(string_agg(v, ',' order by id)) from t",
+    ]);
     assert_eq!(got, want);
     let log = fs::read_to_string(s.path("restored.log")).unwrap();
     assert!(!log.contains("FATAL"), "{log}");

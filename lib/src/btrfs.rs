@@ -32,14 +32,24 @@ pub struct BtrfsError {
 
 impl fmt::Display for BtrfsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.path.display(), self.what, self.errno.desc())
+        write!(
+            f,
+            "{}: {}: {}",
+            self.path.display(),
+            self.what,
+            self.errno.desc()
+        )
     }
 }
 
 impl std::error::Error for BtrfsError {}
 
 fn err(path: &Path, what: &'static str, errno: Errno) -> BtrfsError {
-    BtrfsError { path: path.to_path_buf(), what, errno }
+    BtrfsError {
+        path: path.to_path_buf(),
+        what,
+        errno,
+    }
 }
 
 fn io_errno(e: &std::io::Error) -> Errno {
@@ -59,7 +69,9 @@ pub fn is_subvolume(path: &Path) -> Result<bool, BtrfsError> {
 }
 
 fn split(path: &Path) -> Result<(PathBuf, &std::ffi::OsStr), BtrfsError> {
-    let name = path.file_name().ok_or_else(|| err(path, "no final name", Errno::EINVAL))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| err(path, "no final name", Errno::EINVAL))?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -73,7 +85,8 @@ pub fn snapshot(src: &Path, dest: &Path, readonly: bool) -> Result<(), BtrfsErro
     let s = File::open(src).map_err(|e| err(src, "cannot open", io_errno(&e)))?;
     let (parent, name) = split(dest)?;
     let p = File::open(&parent).map_err(|e| err(&parent, "cannot open", io_errno(&e)))?;
-    btrfs::snap_create(p.as_fd(), s.as_fd(), name.as_bytes(), readonly).map_err(|e| err(dest, "snapshot failed", e))
+    btrfs::snap_create(p.as_fd(), s.as_fd(), name.as_bytes(), readonly)
+        .map_err(|e| err(dest, "snapshot failed", e))
 }
 
 /// Delete the subvolume (snapshot) at `path`.
@@ -90,12 +103,18 @@ mod tests {
     #[test]
     fn non_btrfs_paths_are_not_subvolumes() {
         assert!(!is_subvolume(Path::new("/proc")).unwrap());
-        assert_eq!(is_subvolume(Path::new("/nonexistent/x")).unwrap_err().errno, Errno::ENOENT);
+        assert_eq!(
+            is_subvolume(Path::new("/nonexistent/x")).unwrap_err().errno,
+            Errno::ENOENT
+        );
     }
 
     #[test]
     fn snapshot_of_a_missing_source_names_it() {
         let e = snapshot(Path::new("/nonexistent/src"), Path::new("/tmp/x"), true).unwrap_err();
-        assert_eq!(e.to_string(), "/nonexistent/src: cannot open: No such file or directory");
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/src: cannot open: No such file or directory"
+        );
     }
 }

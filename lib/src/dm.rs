@@ -29,7 +29,11 @@ pub enum DmError {
     /// `/dev/mapper/control` could not be opened (no device-mapper in this kernel, not root).
     Open(std::io::Error),
     /// The kernel refused `cmd` on `name`.
-    Ioctl { cmd: &'static str, name: String, errno: nix::errno::Errno },
+    Ioctl {
+        cmd: &'static str,
+        name: String,
+        errno: nix::errno::Errno,
+    },
     /// A device name or uuid longer than the kernel's field (127/128 bytes) or with a NUL.
     BadName(String),
     /// A target parameter string containing a NUL, or a target type over 15 bytes.
@@ -37,19 +41,31 @@ pub enum DmError {
     /// The kernel's reply does not parse (offset in the payload).
     BadReply { cmd: &'static str, offset: usize },
     /// Creating `/dev/mapper/NAME` failed.
-    Node { path: PathBuf, errno: nix::errno::Errno },
+    Node {
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
 }
 
 impl fmt::Display for DmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DmError::Open(e) => write!(f, "cannot open {CONTROL}: {}", errno_desc(e)),
-            DmError::Ioctl { cmd, name, errno } if name.is_empty() => write!(f, "{cmd} failed: {}", errno.desc()),
-            DmError::Ioctl { cmd, name, errno } => write!(f, "{name}: {cmd} failed: {}", errno.desc()),
+            DmError::Ioctl { cmd, name, errno } if name.is_empty() => {
+                write!(f, "{cmd} failed: {}", errno.desc())
+            }
+            DmError::Ioctl { cmd, name, errno } => {
+                write!(f, "{name}: {cmd} failed: {}", errno.desc())
+            }
             DmError::BadName(n) => write!(f, "invalid device-mapper name {n:?}"),
             DmError::BadTarget(t) => write!(f, "invalid target {t:?}"),
-            DmError::BadReply { cmd, offset } => write!(f, "{cmd}: malformed kernel reply at payload offset {offset}"),
-            DmError::Node { path, errno } => write!(f, "{}: mknod failed: {}", path.display(), errno.desc()),
+            DmError::BadReply { cmd, offset } => write!(
+                f,
+                "{cmd}: malformed kernel reply at payload offset {offset}"
+            ),
+            DmError::Node { path, errno } => {
+                write!(f, "{}: mknod failed: {}", path.display(), errno.desc())
+            }
         }
     }
 }
@@ -74,13 +90,22 @@ pub struct Target {
 
 impl Target {
     pub fn new(start: u64, length: u64, kind: &str, params: impl Into<String>) -> Target {
-        Target { start, length, kind: kind.to_string(), params: params.into() }
+        Target {
+            start,
+            length,
+            kind: kind.to_string(),
+            params: params.into(),
+        }
     }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {} {}", self.start, self.length, self.kind, self.params)
+        write!(
+            f,
+            "{} {} {} {}",
+            self.start, self.length, self.kind, self.params
+        )
     }
 }
 
@@ -177,18 +202,29 @@ fn info_of(buf: &DmBuf) -> DevInfo {
 pub fn pack_table(targets: &[Target]) -> Result<Vec<u8>, DmError> {
     let mut out = Vec::new();
     for t in targets {
-        if t.kind.is_empty() || t.kind.len() > 15 || t.kind.contains('\0') || t.params.contains('\0') {
+        if t.kind.is_empty()
+            || t.kind.len() > 15
+            || t.kind.contains('\0')
+            || t.params.contains('\0')
+        {
             return Err(DmError::BadTarget(t.to_string()));
         }
         let rec = (SPEC_SIZE + t.params.len() + 1).div_ceil(8) * 8;
         let base = out.len();
         out.resize(base + rec, 0);
-        let spec = DmTargetSpec { sector_start: t.start, length: t.length, status: 0, next: rec as u32, target_type: [0; 16] };
+        let spec = DmTargetSpec {
+            sector_start: t.start,
+            length: t.length,
+            status: 0,
+            next: rec as u32,
+            target_type: [0; 16],
+        };
         out[base..base + 8].copy_from_slice(&spec.sector_start.to_ne_bytes());
         out[base + 8..base + 16].copy_from_slice(&spec.length.to_ne_bytes());
         out[base + 20..base + 24].copy_from_slice(&spec.next.to_ne_bytes());
         out[base + 24..base + 24 + t.kind.len()].copy_from_slice(t.kind.as_bytes());
-        out[base + SPEC_SIZE..base + SPEC_SIZE + t.params.len()].copy_from_slice(t.params.as_bytes());
+        out[base + SPEC_SIZE..base + SPEC_SIZE + t.params.len()]
+            .copy_from_slice(t.params.as_bytes());
     }
     Ok(out)
 }
@@ -205,7 +241,10 @@ fn u64_at(b: &[u8], off: usize) -> Option<u64> {
 /// the start of the payload (the first spec), not from the current spec.
 pub fn parse_targets(payload: &[u8], count: u32) -> Result<Vec<Target>, DmError> {
     // A field cut off by the end of the payload is reported at the end.
-    let bad = |offset: usize| DmError::BadReply { cmd: "DM_TABLE_STATUS", offset: offset.min(payload.len()) };
+    let bad = |offset: usize| DmError::BadReply {
+        cmd: "DM_TABLE_STATUS",
+        offset: offset.min(payload.len()),
+    };
     let mut out = Vec::new();
     let mut off = 0usize;
     for i in 0..count {
@@ -214,9 +253,17 @@ pub fn parse_targets(payload: &[u8], count: u32) -> Result<Vec<Target>, DmError>
         let next = u32_at(payload, off + 20).ok_or(bad(off + 20))? as usize;
         let kind = get_str(payload.get(off + 24..off + 40).ok_or(bad(off + 24))?);
         let rest = payload.get(off + SPEC_SIZE..).ok_or(bad(off + SPEC_SIZE))?;
-        let end = rest.iter().position(|&b| b == 0).ok_or(bad(off + SPEC_SIZE))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(bad(off + SPEC_SIZE))?;
         let params = String::from_utf8_lossy(&rest[..end]).into_owned();
-        out.push(Target { start, length, kind, params });
+        out.push(Target {
+            start,
+            length,
+            kind,
+            params,
+        });
         if i + 1 < count {
             if next <= off || next >= payload.len() {
                 return Err(bad(off + 20));
@@ -230,7 +277,10 @@ pub fn parse_targets(payload: &[u8], count: u32) -> Result<Vec<Target>, DmError>
 /// Parse a DM_LIST_DEVICES payload: records `{dev u64, next u32, name}` where `next` is the
 /// offset from this record to the next (0 = last). Returns (name, major, minor).
 pub fn parse_name_list(payload: &[u8]) -> Result<Vec<(String, u32, u32)>, DmError> {
-    let bad = |offset: usize| DmError::BadReply { cmd: "DM_LIST_DEVICES", offset: offset.min(payload.len()) };
+    let bad = |offset: usize| DmError::BadReply {
+        cmd: "DM_LIST_DEVICES",
+        offset: offset.min(payload.len()),
+    };
     let mut out = Vec::new();
     let mut off = 0usize;
     loop {
@@ -241,7 +291,11 @@ pub fn parse_name_list(payload: &[u8]) -> Result<Vec<(String, u32, u32)>, DmErro
         }
         let next = u32_at(payload, off + 8).ok_or(bad(off + 8))? as usize;
         let name = get_str(payload.get(off + 12..).ok_or(bad(off + 12))?);
-        out.push((name, libc::major(dev as libc::dev_t), libc::minor(dev as libc::dev_t)));
+        out.push((
+            name,
+            libc::major(dev as libc::dev_t),
+            libc::minor(dev as libc::dev_t),
+        ));
         if next == 0 {
             return Ok(out);
         }
@@ -256,7 +310,11 @@ impl Control {
     }
 
     pub fn open_path(path: &Path) -> Result<Control, DmError> {
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(DmError::Open)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(DmError::Open)?;
         Ok(Control { file })
     }
 
@@ -269,7 +327,11 @@ impl Control {
     }
 
     fn call(&self, cmd: Cmd, name: &str, buf: &mut DmBuf) -> Result<(), DmError> {
-        dm_ioctl(self.file.as_fd(), cmd, buf).map_err(|errno| DmError::Ioctl { cmd: cmd_name(cmd), name: name.to_string(), errno })
+        dm_ioctl(self.file.as_fd(), cmd, buf).map_err(|errno| DmError::Ioctl {
+            cmd: cmd_name(cmd),
+            name: name.to_string(),
+            errno,
+        })
     }
 
     /// Issue a command that returns a payload, growing the buffer on BUFFER_FULL.
@@ -290,7 +352,10 @@ impl Control {
         let h = buf.header();
         let (start, end) = (h.data_start as usize, h.data_size as usize);
         if start < HEADER_SIZE || end > buf.len() || start > end {
-            return Err(DmError::BadReply { cmd: cmd_name(cmd), offset: 0 });
+            return Err(DmError::BadReply {
+                cmd: cmd_name(cmd),
+                offset: 0,
+            });
         }
         Ok(&buf.bytes()[start..end])
     }
@@ -359,7 +424,10 @@ impl Control {
         let mut b = Control::buf(name, HEADER_SIZE)?;
         match self.call(Cmd::DevStatus, name, &mut b) {
             Ok(()) => Ok(Some(info_of(&b))),
-            Err(DmError::Ioctl { errno: nix::errno::Errno::ENXIO, .. }) => Ok(None),
+            Err(DmError::Ioctl {
+                errno: nix::errno::Errno::ENXIO,
+                ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -416,7 +484,12 @@ pub fn ensure_node(info: &DevInfo) -> Result<PathBuf, DmError> {
         }
         let _ = std::fs::remove_file(&path);
     }
-    mknod(&path, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), want).map_err(|errno| DmError::Node { path: path.clone(), errno })?;
+    mknod(&path, SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), want).map_err(|errno| {
+        DmError::Node {
+            path: path.clone(),
+            errno,
+        }
+    })?;
     Ok(path)
 }
 
@@ -429,7 +502,11 @@ pub fn remove_node(name: &str) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotStatus {
     /// `<allocated>/<total> <metadata>` sectors (allocated and total include metadata).
-    Active { allocated: u64, total: u64, metadata: u64 },
+    Active {
+        allocated: u64,
+        total: u64,
+        metadata: u64,
+    },
     /// The COW filled up from origin writes: the snapshot is lost.
     Invalid,
     /// A `PO` store filled from writes to the snapshot: still readable.
@@ -447,7 +524,11 @@ pub struct StatusParseError {
 
 impl fmt::Display for StatusParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unparsable snapshot status {:?} at offset {}", self.text, self.offset)
+        write!(
+            f,
+            "unparsable snapshot status {:?} at offset {}",
+            self.text, self.offset
+        )
     }
 }
 
@@ -465,7 +546,10 @@ impl SnapshotStatus {
             _ => {}
         }
         let lead = text.len() - text.trim_start().len();
-        let err = |at: usize| StatusParseError { text: text.to_string(), offset: lead + at };
+        let err = |at: usize| StatusParseError {
+            text: text.to_string(),
+            offset: lead + at,
+        };
         let slash = t.find('/').ok_or(err(0))?;
         let allocated: u64 = t[..slash].parse().map_err(|_| err(0))?;
         let rest = &t[slash + 1..];
@@ -477,13 +561,19 @@ impl SnapshotStatus {
         if allocated > total || total == 0 {
             return Err(err(0));
         }
-        Ok(SnapshotStatus::Active { allocated, total, metadata })
+        Ok(SnapshotStatus::Active {
+            allocated,
+            total,
+            metadata,
+        })
     }
 
     /// Fill in percent (allocated / total, as LVM's `Snap%`), 100 for Invalid/Overflow.
     pub fn percent(&self) -> f64 {
         match *self {
-            SnapshotStatus::Active { allocated, total, .. } => allocated as f64 * 100.0 / total as f64,
+            SnapshotStatus::Active {
+                allocated, total, ..
+            } => allocated as f64 * 100.0 / total as f64,
             SnapshotStatus::Invalid | SnapshotStatus::Overflow => 100.0,
             _ => 0.0,
         }
@@ -509,7 +599,12 @@ pub fn origin_table(sectors: u64, origin: &str) -> Vec<Target> {
 /// The table of a persistent `snapshot` of `origin` with exceptions on `cow`, chunks of
 /// `chunk_sectors` (LVM uses 8 = 4 KiB).
 pub fn snapshot_table(sectors: u64, origin: &str, cow: &str, chunk_sectors: u32) -> Vec<Target> {
-    vec![Target::new(0, sectors, "snapshot", format!("{origin} {cow} P {chunk_sectors}"))]
+    vec![Target::new(
+        0,
+        sectors,
+        "snapshot",
+        format!("{origin} {cow} P {chunk_sectors}"),
+    )]
 }
 
 #[cfg(test)]
@@ -518,7 +613,10 @@ mod tests {
 
     #[test]
     fn tables_pack_with_8_aligned_next() {
-        let t = vec![Target::new(0, 1048576, "snapshot", "253:1 253:2 P 8"), Target::new(1048576, 8, "linear", "254:0 2048")];
+        let t = vec![
+            Target::new(0, 1048576, "snapshot", "253:1 253:2 P 8"),
+            Target::new(1048576, 8, "linear", "254:0 2048"),
+        ];
         let p = pack_table(&t).unwrap();
         // 40 + 15 + NUL = 56 -> 56; 40 + 10 + NUL = 51 -> 56.
         assert_eq!(p.len(), 56 + 56);
@@ -534,9 +632,18 @@ mod tests {
 
     #[test]
     fn bad_targets_are_refused() {
-        assert!(matches!(pack_table(&[Target::new(0, 1, "a-very-long-target-type", "")]), Err(DmError::BadTarget(_))));
-        assert!(matches!(pack_table(&[Target::new(0, 1, "linear", "a\0b")]), Err(DmError::BadTarget(_))));
-        assert!(matches!(pack_table(&[Target::new(0, 1, "", "")]), Err(DmError::BadTarget(_))));
+        assert!(matches!(
+            pack_table(&[Target::new(0, 1, "a-very-long-target-type", "")]),
+            Err(DmError::BadTarget(_))
+        ));
+        assert!(matches!(
+            pack_table(&[Target::new(0, 1, "linear", "a\0b")]),
+            Err(DmError::BadTarget(_))
+        ));
+        assert!(matches!(
+            pack_table(&[Target::new(0, 1, "", "")]),
+            Err(DmError::BadTarget(_))
+        ));
     }
 
     /// A status reply as the kernel lays it out: `next` counted from the first spec.
@@ -557,12 +664,21 @@ mod tests {
 
     #[test]
     fn status_replies_parse() {
-        let p = status_reply(&[(0, 1048576, "snapshot", "24/131072 16"), (1048576, 8, "linear", "")]);
+        let p = status_reply(&[
+            (0, 1048576, "snapshot", "24/131072 16"),
+            (1048576, 8, "linear", ""),
+        ]);
         let t = parse_targets(&p, 2).unwrap();
         assert_eq!(t[0], Target::new(0, 1048576, "snapshot", "24/131072 16"));
         assert_eq!(t[1], Target::new(1048576, 8, "linear", ""));
-        assert!(matches!(parse_targets(&p[..50], 2), Err(DmError::BadReply { .. })));
-        assert!(matches!(parse_targets(&[], 1), Err(DmError::BadReply { offset: 0, .. })));
+        assert!(matches!(
+            parse_targets(&p[..50], 2),
+            Err(DmError::BadReply { .. })
+        ));
+        assert!(matches!(
+            parse_targets(&[], 1),
+            Err(DmError::BadReply { offset: 0, .. })
+        ));
     }
 
     #[test]
@@ -573,7 +689,10 @@ mod tests {
         p[12..17].copy_from_slice(b"vg-a\0");
         p[24..32].copy_from_slice(&libc::makedev(253, 2).to_ne_bytes());
         p[36..41].copy_from_slice(b"vg-b\0");
-        assert_eq!(parse_name_list(&p).unwrap(), vec![("vg-a".into(), 253, 1), ("vg-b".into(), 253, 2)]);
+        assert_eq!(
+            parse_name_list(&p).unwrap(),
+            vec![("vg-a".into(), 253, 1), ("vg-b".into(), 253, 2)]
+        );
         assert_eq!(parse_name_list(&[0u8; 16]).unwrap(), vec![]);
         assert!(parse_name_list(&p[..30]).is_err());
     }
@@ -581,13 +700,29 @@ mod tests {
     #[test]
     fn snapshot_status_parses() {
         // Measured lines (specs/snapshots.md §4).
-        assert_eq!(SnapshotStatus::parse("16/262144 16"), Ok(SnapshotStatus::Active { allocated: 16, total: 262144, metadata: 16 }));
+        assert_eq!(
+            SnapshotStatus::parse("16/262144 16"),
+            Ok(SnapshotStatus::Active {
+                allocated: 16,
+                total: 262144,
+                metadata: 16
+            })
+        );
         let s = SnapshotStatus::parse("57664/65536 16").unwrap();
         assert!((s.percent() - 87.988).abs() < 0.01);
         assert_eq!(SnapshotStatus::parse("0/262144 0").unwrap().percent(), 0.0);
-        assert_eq!(SnapshotStatus::parse("Invalid"), Ok(SnapshotStatus::Invalid));
-        assert_eq!(SnapshotStatus::parse("Overflow"), Ok(SnapshotStatus::Overflow));
-        assert_eq!(SnapshotStatus::parse("Merge failed"), Ok(SnapshotStatus::MergeFailed));
+        assert_eq!(
+            SnapshotStatus::parse("Invalid"),
+            Ok(SnapshotStatus::Invalid)
+        );
+        assert_eq!(
+            SnapshotStatus::parse("Overflow"),
+            Ok(SnapshotStatus::Overflow)
+        );
+        assert_eq!(
+            SnapshotStatus::parse("Merge failed"),
+            Ok(SnapshotStatus::MergeFailed)
+        );
         assert_eq!(SnapshotStatus::Invalid.state(), "invalid");
     }
 
@@ -603,13 +738,21 @@ mod tests {
 
     #[test]
     fn names_are_bounded() {
-        assert!(matches!(Control::buf(&"x".repeat(128), HEADER_SIZE), Err(DmError::BadName(_))));
+        assert!(matches!(
+            Control::buf(&"x".repeat(128), HEADER_SIZE),
+            Err(DmError::BadName(_))
+        ));
         assert!(Control::buf(&"x".repeat(127), HEADER_SIZE).is_ok());
     }
 
     #[test]
     fn no_device_mapper_is_a_clear_error() {
-        let e = Control::open_path(Path::new("/nonexistent/control")).err().unwrap();
-        assert_eq!(e.to_string(), "cannot open /dev/mapper/control: No such file or directory");
+        let e = Control::open_path(Path::new("/nonexistent/control"))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "cannot open /dev/mapper/control: No such file or directory"
+        );
     }
 }

@@ -34,9 +34,18 @@ impl TempFile {
     /// whatever the umask).
     pub fn create(dir: &Path, name: &str, mode: u32) -> io::Result<TempFile> {
         let path = dir.join(name);
-        let file = OpenOptions::new().write(true).create_new(true).mode(mode & 0o777).open(&path)?;
-        let t = TempFile { file, path, armed: true };
-        t.file.set_permissions(Permissions::from_mode(mode & 0o7777))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode & 0o777)
+            .open(&path)?;
+        let t = TempFile {
+            file,
+            path,
+            armed: true,
+        };
+        t.file
+            .set_permissions(Permissions::from_mode(mode & 0o7777))?;
         Ok(t)
     }
 
@@ -49,7 +58,11 @@ impl TempFile {
     /// directory. On error the temporary file is removed.
     pub fn persist_noreplace(mut self, final_name: &str) -> io::Result<()> {
         self.file.sync_all()?;
-        let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         let dest = dir.join(final_name);
         rename_noreplace(&self.path, &dest)?;
         self.armed = false;
@@ -86,7 +99,13 @@ impl Drop for TempFile {
 
 /// Rename `from` to `to` unless `to` exists (then `AlreadyExists`, nothing changed).
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    match nix::fcntl::renameat2(None, from, None, to, nix::fcntl::RenameFlags::RENAME_NOREPLACE) {
+    match nix::fcntl::renameat2(
+        None,
+        from,
+        None,
+        to,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    ) {
         Ok(()) => Ok(()),
         Err(Errno::EINVAL) | Err(Errno::ENOSYS) => {
             // Filesystems without RENAME_NOREPLACE: link() also refuses an existing name.
@@ -99,7 +118,13 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Write `bytes` durably as `dir/final_name` through a temporary `dir/tmp_name`, never
 /// replacing an existing file.
-pub fn write_new(dir: &Path, tmp_name: &str, final_name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub fn write_new(
+    dir: &Path,
+    tmp_name: &str,
+    final_name: &str,
+    bytes: &[u8],
+    mode: u32,
+) -> io::Result<()> {
     let mut t = TempFile::create(dir, tmp_name, mode)?;
     t.write_all(bytes)?;
     t.persist_noreplace(final_name)

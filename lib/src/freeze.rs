@@ -78,9 +78,9 @@ impl FreezeError {
     /// The errno behind this error, if any.
     pub fn errno(&self) -> Option<Errno> {
         match self {
-            FreezeError::Open { errno, .. } | FreezeError::Freeze { errno, .. } | FreezeError::Thaw { errno, .. } => {
-                Some(*errno)
-            }
+            FreezeError::Open { errno, .. }
+            | FreezeError::Freeze { errno, .. }
+            | FreezeError::Thaw { errno, .. } => Some(*errno),
             _ => None,
         }
     }
@@ -106,8 +106,12 @@ fn thaw_hint(e: Errno) -> &'static str {
 impl fmt::Display for FreezeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FreezeError::Open { path, errno } => write!(f, "cannot open {}: {}", path.display(), strerror(*errno)),
-            FreezeError::NotADirectory { path } => write!(f, "{}: is not a directory", path.display()),
+            FreezeError::Open { path, errno } => {
+                write!(f, "cannot open {}: {}", path.display(), strerror(*errno))
+            }
+            FreezeError::NotADirectory { path } => {
+                write!(f, "{}: is not a directory", path.display())
+            }
             FreezeError::NotAMountPoint { path, mount_point } => write!(
                 f,
                 "{}: not a mount point (the filesystem holding it is mounted on {})",
@@ -115,14 +119,31 @@ impl fmt::Display for FreezeError {
                 mount_point.display()
             ),
             FreezeError::Freeze { path, errno } => {
-                write!(f, "{}: freeze failed: {}{}", path.display(), strerror(*errno), freeze_hint(*errno))
+                write!(
+                    f,
+                    "{}: freeze failed: {}{}",
+                    path.display(),
+                    strerror(*errno),
+                    freeze_hint(*errno)
+                )
             }
             FreezeError::Thaw { path, errno } => {
-                write!(f, "{}: unfreeze failed: {}{}", path.display(), strerror(*errno), thaw_hint(*errno))
+                write!(
+                    f,
+                    "{}: unfreeze failed: {}{}",
+                    path.display(),
+                    strerror(*errno),
+                    thaw_hint(*errno)
+                )
             }
             FreezeError::Mountinfo { path, detail } => write!(f, "{}: {}", path.display(), detail),
             FreezeError::SameFilesystem { path, other } => {
-                write!(f, "{}: same filesystem as {}", path.display(), other.display())
+                write!(
+                    f,
+                    "{}: same filesystem as {}",
+                    path.display(),
+                    other.display()
+                )
             }
             FreezeError::Watchdog { detail } => write!(f, "watchdog: {detail}"),
         }
@@ -159,7 +180,13 @@ pub struct MountInfo {
 fn read_mountinfo(path: &Path) -> Result<Vec<MountEntry>, FreezeError> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|t| mountinfo::parse(&t))
-        .map_err(|e| FreezeError::Mountinfo { path: path.to_owned(), detail: format!("cannot read /proc/self/mountinfo: {}", strerror(errno_of(&e))) })
+        .map_err(|e| FreezeError::Mountinfo {
+            path: path.to_owned(),
+            detail: format!(
+                "cannot read /proc/self/mountinfo: {}",
+                strerror(errno_of(&e))
+            ),
+        })
 }
 
 fn resolve(path: &Path, id: crate::sys::freeze::MountIdentity) -> Result<MountInfo, FreezeError> {
@@ -167,37 +194,62 @@ fn resolve(path: &Path, id: crate::sys::freeze::MountIdentity) -> Result<MountIn
     let found = match id.mnt_id {
         Some(mid) => mountinfo::by_id(&entries, mid).cloned(),
         None => {
-            let canon = std::fs::canonicalize(path).map_err(|e| FreezeError::Open { path: path.to_owned(), errno: errno_of(&e) })?;
+            let canon = std::fs::canonicalize(path).map_err(|e| FreezeError::Open {
+                path: path.to_owned(),
+                errno: errno_of(&e),
+            })?;
             mountinfo::by_dev_and_prefix(&entries, id.dev, &canon).cloned()
         }
     };
     let entry = found.ok_or_else(|| FreezeError::Mountinfo {
         path: path.to_owned(),
-        detail: format!("no line for its mount in /proc/self/mountinfo (mount id {:?})", id.mnt_id),
+        detail: format!(
+            "no line for its mount in /proc/self/mountinfo (mount id {:?})",
+            id.mnt_id
+        ),
     })?;
     let is_mount_point = match id.mount_root {
         Some(r) => r,
-        None => std::fs::canonicalize(path).map(|c| c == entry.mount_point).unwrap_or(false),
+        None => std::fs::canonicalize(path)
+            .map(|c| c == entry.mount_point)
+            .unwrap_or(false),
     };
-    Ok(MountInfo { mount_point: entry.mount_point.clone(), is_mount_point, entry })
+    Ok(MountInfo {
+        mount_point: entry.mount_point.clone(),
+        is_mount_point,
+        entry,
+    })
 }
 
 /// The mount that holds `path` (symlinks followed): its mount point, and whether `path` is
 /// that mount point. Uses `statx(STATX_MNT_ID)` and `/proc/self/mountinfo`. Reads only: safe
 /// to call on a frozen filesystem.
 pub fn mount_point_of(path: &Path) -> Result<MountInfo, FreezeError> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| FreezeError::Open { path: path.to_owned(), errno: Errno::EINVAL })?;
-    let id = statx_path(&c).map_err(|errno| FreezeError::Open { path: path.to_owned(), errno })?;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| FreezeError::Open {
+        path: path.to_owned(),
+        errno: Errno::EINVAL,
+    })?;
+    let id = statx_path(&c).map_err(|errno| FreezeError::Open {
+        path: path.to_owned(),
+        errno,
+    })?;
     resolve(path, id)
 }
 
 /// Open `path` read-only and check it is a directory (util-linux's checks, in its order).
 fn open_dir(path: &Path) -> Result<(File, crate::sys::freeze::MountIdentity), FreezeError> {
-    let file = File::open(path).map_err(|e| FreezeError::Open { path: path.to_owned(), errno: errno_of(&e) })?;
-    let id = statx_fd(file.as_fd()).map_err(|errno| FreezeError::Open { path: path.to_owned(), errno })?;
+    let file = File::open(path).map_err(|e| FreezeError::Open {
+        path: path.to_owned(),
+        errno: errno_of(&e),
+    })?;
+    let id = statx_fd(file.as_fd()).map_err(|errno| FreezeError::Open {
+        path: path.to_owned(),
+        errno,
+    })?;
     if !id.is_dir {
-        return Err(FreezeError::NotADirectory { path: path.to_owned() });
+        return Err(FreezeError::NotADirectory {
+            path: path.to_owned(),
+        });
     }
     Ok((file, id))
 }
@@ -219,7 +271,11 @@ impl Target {
     pub fn open(path: &Path) -> Result<Target, FreezeError> {
         let (file, id) = open_dir(path)?;
         let mount = resolve(path, id)?;
-        Ok(Target { path: path.to_owned(), file, mount })
+        Ok(Target {
+            path: path.to_owned(),
+            file,
+            mount,
+        })
     }
 
     /// [`Target::open`], refusing a directory that is not a mount point (freezing the
@@ -227,27 +283,42 @@ impl Target {
     pub fn open_mount_point(path: &Path) -> Result<Target, FreezeError> {
         let t = Target::open(path)?;
         if !t.mount.is_mount_point {
-            return Err(FreezeError::NotAMountPoint { path: path.to_owned(), mount_point: t.mount.mount_point });
+            return Err(FreezeError::NotAMountPoint {
+                path: path.to_owned(),
+                mount_point: t.mount.mount_point,
+            });
         }
         Ok(t)
     }
 
     /// FIFREEZE on this target.
     pub fn freeze(&self) -> Result<(), FreezeError> {
-        fifreeze(self.file.as_fd()).map_err(|errno| FreezeError::Freeze { path: self.path.clone(), errno })
+        fifreeze(self.file.as_fd()).map_err(|errno| FreezeError::Freeze {
+            path: self.path.clone(),
+            errno,
+        })
     }
 
     /// FITHAW on this target.
     pub fn thaw(&self) -> Result<(), FreezeError> {
-        fithaw(self.file.as_fd()).map_err(|errno| FreezeError::Thaw { path: self.path.clone(), errno })
+        fithaw(self.file.as_fd()).map_err(|errno| FreezeError::Thaw {
+            path: self.path.clone(),
+            errno,
+        })
     }
 }
 
 /// Refuse two targets on one filesystem (same superblock device in mountinfo).
 pub fn check_distinct(targets: &[Target]) -> Result<(), FreezeError> {
     for (i, t) in targets.iter().enumerate() {
-        if let Some(o) = targets[..i].iter().find(|o| o.mount.entry.dev == t.mount.entry.dev) {
-            return Err(FreezeError::SameFilesystem { path: t.path.clone(), other: o.path.clone() });
+        if let Some(o) = targets[..i]
+            .iter()
+            .find(|o| o.mount.entry.dev == t.mount.entry.dev)
+        {
+            return Err(FreezeError::SameFilesystem {
+                path: t.path.clone(),
+                other: o.path.clone(),
+            });
         }
     }
     Ok(())
@@ -294,12 +365,18 @@ pub fn freeze(path: &Path) -> Result<FrozenGuard, FreezeError> {
 pub fn freeze_target(t: Target) -> Result<FrozenGuard, FreezeError> {
     let since = Instant::now();
     t.freeze()?;
-    Ok(FrozenGuard { target: Some(t), since })
+    Ok(FrozenGuard {
+        target: Some(t),
+        since,
+    })
 }
 
 /// Thaw the filesystem that holds `path` (a directory). EINVAL: it was not frozen.
 /// Needs nothing but the path and the ioctl (not `/proc`): a thaw must always be possible.
 pub fn thaw(path: &Path) -> Result<(), FreezeError> {
     let (file, _) = open_dir(path)?;
-    fithaw(file.as_fd()).map_err(|errno| FreezeError::Thaw { path: path.to_owned(), errno })
+    fithaw(file.as_fd()).map_err(|errno| FreezeError::Thaw {
+        path: path.to_owned(),
+        errno,
+    })
 }

@@ -16,16 +16,15 @@
 //! * [`amanda`] — Amanda's 32 KiB media file header, as pure functions over bytes.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-
 pub mod amanda;
 pub mod binlog;
 pub mod blockio;
-pub mod freeze;
-pub mod durable;
-pub mod parity;
-pub mod rait;
 pub mod btrfs;
 pub mod dm;
+pub mod durable;
+pub mod freeze;
+pub mod parity;
+pub mod rait;
 pub mod reflink;
 pub mod sys;
 pub mod tape;

@@ -62,10 +62,16 @@ impl fmt::Display for LayoutError {
                 write!(f, "{parity} parity volumes out of {volumes}: need at least 1, and at least one data volume")
             }
             LayoutError::Block(b) => {
-                write!(f, "block size {b}: must be even and between {MIN_BLOCK} and {MAX_BLOCK}")
+                write!(
+                    f,
+                    "block size {b}: must be even and between {MIN_BLOCK} and {MAX_BLOCK}"
+                )
             }
             LayoutError::HeaderSize(b) => {
-                write!(f, "header size {b}: must be between {MIN_BLOCK} and {MAX_BLOCK}")
+                write!(
+                    f,
+                    "header size {b}: must be between {MIN_BLOCK} and {MAX_BLOCK}"
+                )
             }
         }
     }
@@ -85,7 +91,13 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    pub fn new(volumes: usize, parity: usize, block: usize, header_size: usize, sums: bool) -> Result<Geometry, LayoutError> {
+    pub fn new(
+        volumes: usize,
+        parity: usize,
+        block: usize,
+        header_size: usize,
+        sums: bool,
+    ) -> Result<Geometry, LayoutError> {
         if !(2..=MAX_VOLUMES).contains(&volumes) {
             return Err(LayoutError::Volumes(volumes));
         }
@@ -98,7 +110,13 @@ impl Geometry {
         if !(MIN_BLOCK..=MAX_BLOCK).contains(&header_size) {
             return Err(LayoutError::HeaderSize(header_size));
         }
-        Ok(Geometry { volumes, parity, block, header_size, sums })
+        Ok(Geometry {
+            volumes,
+            parity,
+            block,
+            header_size,
+            sums,
+        })
     }
 
     /// Data volumes per row.
@@ -157,13 +175,19 @@ mod tests {
         assert_eq!(g.rows_for(100_000), 2);
         assert_eq!(g.rows_for(0), 0);
         assert_eq!(g.record_offset(2), 32768 * 3);
-        assert_eq!(Geometry::new(1, 1, 512, 512, false), Err(LayoutError::Volumes(1)));
+        assert_eq!(
+            Geometry::new(1, 1, 512, 512, false),
+            Err(LayoutError::Volumes(1))
+        );
         assert!(Geometry::new(3, 3, 512, 512, false).is_err());
         assert!(Geometry::new(3, 0, 512, 512, false).is_err());
         assert!(Geometry::new(3, 1, 513, 512, false).is_err());
         assert!(Geometry::new(3, 1, 256, 512, false).is_err());
         assert!(Geometry::new(3, 1, 512, 100, false).is_err());
-        assert_eq!(Geometry::new(3, 1, 512, 512, true).unwrap().record_len(), 520);
+        assert_eq!(
+            Geometry::new(3, 1, 512, 512, true).unwrap().record_len(),
+            520
+        );
     }
 
     #[test]

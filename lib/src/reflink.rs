@@ -54,34 +54,58 @@ impl fmt::Display for ReflinkError {
 impl std::error::Error for ReflinkError {}
 
 fn err<'a>(path: &'a Path, what: &'static str) -> impl Fn(std::io::Error) -> ReflinkError + 'a {
-    move |e| ReflinkError { path: path.to_path_buf(), what, errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)) }
+    move |e| ReflinkError {
+        path: path.to_path_buf(),
+        what,
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    }
 }
 
 fn nerr<'a>(path: &'a Path, what: &'static str) -> impl Fn(Errno) -> ReflinkError + 'a {
-    move |errno| ReflinkError { path: path.to_path_buf(), what, errno }
+    move |errno| ReflinkError {
+        path: path.to_path_buf(),
+        what,
+        errno,
+    }
 }
 
 /// Clone one regular file `src` to a new file `dest`.
 pub fn clone_one(src: &Path, dest: &Path) -> Result<u64, ReflinkError> {
     let s = File::open(src).map_err(err(src, "cannot open"))?;
     let m = s.metadata().map_err(err(src, "stat failed"))?;
-    let d = OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest).map_err(err(dest, "cannot create"))?;
+    let d = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)
+        .map_err(err(dest, "cannot create"))?;
     clone_file(d.as_fd(), s.as_fd()).map_err(nerr(dest, "reflink failed"))?;
     Ok(m.len())
 }
 
 fn copy_attrs(dest: &Path, m: &fs::Metadata, symlink: bool) -> Result<(), ReflinkError> {
-    let own = if symlink { std::os::unix::fs::lchown(dest, Some(m.uid()), Some(m.gid())) } else { std::os::unix::fs::chown(dest, Some(m.uid()), Some(m.gid())) };
+    let own = if symlink {
+        std::os::unix::fs::lchown(dest, Some(m.uid()), Some(m.gid()))
+    } else {
+        std::os::unix::fs::chown(dest, Some(m.uid()), Some(m.gid()))
+    };
     match own {
-        Err(e) if e.raw_os_error() != Some(libc::EPERM) => return Err(err(dest, "chown failed")(e)),
+        Err(e) if e.raw_os_error() != Some(libc::EPERM) => {
+            return Err(err(dest, "chown failed")(e))
+        }
         _ => {}
     }
     if !symlink {
-        fs::set_permissions(dest, fs::Permissions::from_mode(m.mode() & 0o7777)).map_err(err(dest, "chmod failed"))?;
+        fs::set_permissions(dest, fs::Permissions::from_mode(m.mode() & 0o7777))
+            .map_err(err(dest, "chmod failed"))?;
     }
     let at = TimeSpec::new(m.atime(), m.atime_nsec());
     let mt = TimeSpec::new(m.mtime(), m.mtime_nsec());
-    let flag = if symlink { UtimensatFlags::NoFollowSymlink } else { UtimensatFlags::FollowSymlink };
+    let flag = if symlink {
+        UtimensatFlags::NoFollowSymlink
+    } else {
+        UtimensatFlags::FollowSymlink
+    };
     utimensat(None, dest, &at, &mt, flag).map_err(nerr(dest, "setting times failed"))
 }
 
@@ -90,16 +114,31 @@ pub fn copy_tree(src: &Path, dest: &Path) -> Result<CopyStats, ReflinkError> {
     let mut st = CopyStats::default();
     let m = fs::symlink_metadata(src).map_err(err(src, "stat failed"))?;
     if !m.is_dir() {
-        return Err(ReflinkError { path: src.to_path_buf(), what: "not a directory", errno: Errno::ENOTDIR });
+        return Err(ReflinkError {
+            path: src.to_path_buf(),
+            what: "not a directory",
+            errno: Errno::ENOTDIR,
+        });
     }
     copy_dir(src, dest, &m, &mut st)?;
     Ok(st)
 }
 
-fn copy_dir(src: &Path, dest: &Path, m: &fs::Metadata, st: &mut CopyStats) -> Result<(), ReflinkError> {
-    fs::DirBuilder::new().mode(0o700).create(dest).map_err(err(dest, "cannot create directory"))?;
+fn copy_dir(
+    src: &Path,
+    dest: &Path,
+    m: &fs::Metadata,
+    st: &mut CopyStats,
+) -> Result<(), ReflinkError> {
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dest)
+        .map_err(err(dest, "cannot create directory"))?;
     st.dirs += 1;
-    let mut entries: Vec<_> = fs::read_dir(src).map_err(err(src, "cannot read directory"))?.collect::<Result<_, _>>().map_err(err(src, "cannot read directory"))?;
+    let mut entries: Vec<_> = fs::read_dir(src)
+        .map_err(err(src, "cannot read directory"))?
+        .collect::<Result<_, _>>()
+        .map_err(err(src, "cannot read directory"))?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let s = e.path();
@@ -109,7 +148,11 @@ fn copy_dir(src: &Path, dest: &Path, m: &fs::Metadata, st: &mut CopyStats) -> Re
         if ft.is_dir() {
             if em.dev() != m.dev() {
                 // A mount point (or nested btrfs subvolume with its own st_dev) inside the tree.
-                return Err(ReflinkError { path: s, what: "another filesystem inside the tree", errno: Errno::EXDEV });
+                return Err(ReflinkError {
+                    path: s,
+                    what: "another filesystem inside the tree",
+                    errno: Errno::EXDEV,
+                });
             }
             copy_dir(&s, &d, &em, st)?;
         } else if ft.is_file() {
@@ -124,7 +167,8 @@ fn copy_dir(src: &Path, dest: &Path, m: &fs::Metadata, st: &mut CopyStats) -> Re
         } else {
             use std::os::unix::fs::FileTypeExt;
             if ft.is_fifo() {
-                nix::unistd::mkfifo(&d, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(nerr(&d, "mkfifo failed"))?;
+                nix::unistd::mkfifo(&d, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                    .map_err(nerr(&d, "mkfifo failed"))?;
                 copy_attrs(&d, &em, false)?;
             } else {
                 st.skipped += 1;

@@ -16,7 +16,10 @@ pub enum TapeError {
     /// The file descriptor does not answer MTIOCGET.
     NotATape,
     /// The drive refused `what` with `errno`.
-    Op { what: &'static str, errno: nix::Error },
+    Op {
+        what: &'static str,
+        errno: nix::Error,
+    },
 }
 
 impl fmt::Display for TapeError {
@@ -118,7 +121,15 @@ mod tests {
         let f = std::fs::File::open("/dev/null").unwrap();
         let fd = f.as_fd();
         assert!(!is_tape(fd));
-        for r in [rewind(fd), fsf(fd, 1), bsf(fd, 1), weof(fd, 1), eom(fd), set_block_size(fd, 32768), goto_file(fd, 2)] {
+        for r in [
+            rewind(fd),
+            fsf(fd, 1),
+            bsf(fd, 1),
+            weof(fd, 1),
+            eom(fd),
+            set_block_size(fd, 32768),
+            goto_file(fd, 2),
+        ] {
             assert_eq!(r.unwrap_err().to_string(), "not a tape device");
         }
         assert_eq!(status(fd).unwrap_err().to_string(), "not a tape device");

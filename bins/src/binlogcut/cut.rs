@@ -16,7 +16,10 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 
 use lampvault::binlog::reader::{parse_fde, Format};
-use lampvault::binlog::{self, types, Binlog, Decision, ErrorKind, Group, Groups, Kind, Position, Selector, StopCause, Window};
+use lampvault::binlog::{
+    self, types, Binlog, Decision, ErrorKind, Group, Groups, Kind, Position, Selector, StopCause,
+    Window,
+};
 
 use super::input::{self, warn, Input, EXIT_DAMAGED, EXIT_UNFINISHED};
 use crate::common::{is_stdio, Failure, IoContext};
@@ -59,7 +62,11 @@ fn slice<'a>(binlogs: &[Binlog<'a>], r: Range) -> &'a [u8] {
 
 pub fn run(a: CutArgs) -> Result<u8, Failure> {
     input::check_stdin_once(&a.files)?;
-    let inputs: Vec<Input> = a.files.iter().map(|f| input::load(f, true)).collect::<Result<_, _>>()?;
+    let inputs: Vec<Input> = a
+        .files
+        .iter()
+        .map(|f| input::load(f, true))
+        .collect::<Result<_, _>>()?;
     let mut binlogs = Vec::with_capacity(inputs.len());
     for i in &inputs {
         binlogs.push(Binlog::open(&i.bytes).map_err(|e| input::failure(&i.name, &e))?);
@@ -75,14 +82,17 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
     match out_path {
         None => {
             let stdout = std::io::stdout();
-            write(&plan, &binlogs, stdout.lock()).and_then(|mut o| o.flush()).ctx("write to stdout")?;
+            write(&plan, &binlogs, stdout.lock())
+                .and_then(|mut o| o.flush())
+                .ctx("write to stdout")?;
         }
         Some(o) => {
             let f = File::create(o).ctx(o)?;
             // only a regular file is synced, and removed again on failure: never a device
             // or FIFO named with -o (/dev/null!)
             let regular = f.metadata().map(|m| m.is_file()).unwrap_or(false);
-            let r = write(&plan, &binlogs, f).and_then(|f| if regular { f.sync_all() } else { Ok(()) });
+            let r =
+                write(&plan, &binlogs, f).and_then(|f| if regular { f.sync_all() } else { Ok(()) });
             if let Err(e) = r {
                 if regular {
                     let _ = std::fs::remove_file(o);
@@ -92,7 +102,11 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
         }
     }
     if a.verbose {
-        let bytes: u64 = plan.chunks.iter().map(|c| c.bytes.end - c.bytes.start).sum();
+        let bytes: u64 = plan
+            .chunks
+            .iter()
+            .map(|c| c.bytes.end - c.bytes.start)
+            .sum();
         warn(format_args!(
             "kept {} transactions ({} bytes of events) from {} files; GTIDs {} .. {}",
             plan.groups,
@@ -106,11 +120,15 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
 }
 
 fn refuse_overwriting_input(out: &str, files: &[String]) -> Result<(), Failure> {
-    let Ok(om) = std::fs::metadata(out) else { return Ok(()) };
+    let Ok(om) = std::fs::metadata(out) else {
+        return Ok(());
+    };
     for f in files.iter().filter(|f| !is_stdio(f)) {
         if let Ok(m) = std::fs::metadata(f) {
             if m.dev() == om.dev() && m.ino() == om.ino() {
-                return Err(Failure::usage(format!("{out}: output file is the input {f}")));
+                return Err(Failure::usage(format!(
+                    "{out}: output file is the input {f}"
+                )));
             }
         }
     }
@@ -119,7 +137,10 @@ fn refuse_overwriting_input(out: &str, files: &[String]) -> Result<(), Failure> 
 
 /// Byte positions must be event starts (the error names the nearest ones).
 fn check_positions(w: &Window, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<(), Failure> {
-    let checks = [("--start-position", w.start_pos, 0), ("--stop-position", w.stop_pos, binlogs.len() - 1)];
+    let checks = [
+        ("--start-position", w.start_pos, 0),
+        ("--stop-position", w.stop_pos, binlogs.len() - 1),
+    ];
     for (opt, pos, file) in checks {
         let Some(n) = pos else { continue };
         let b = &binlogs[file];
@@ -147,10 +168,19 @@ fn check_positions(w: &Window, binlogs: &[Binlog<'_>], names: &[&str]) -> Result
 fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Failure> {
     let files = binlogs.len();
     let mut sel = Selector::new(a.window.clone());
-    let mut p = Plan { chunks: Vec::new(), groups: 0, first_gtid: None, last_gtid: None };
+    let mut p = Plan {
+        chunks: Vec::new(),
+        groups: 0,
+        first_gtid: None,
+        last_gtid: None,
+    };
     'files: for (i, b) in binlogs.iter().enumerate() {
         let name = names[i];
-        let mut fde = Range { file: i, start: 4, end: b.after_fde() };
+        let mut fde = Range {
+            file: i,
+            start: 4,
+            end: b.after_fde(),
+        };
         let mut groups = Groups::new(b.events(false));
         while let Some(r) = groups.next() {
             let g = match r {
@@ -178,23 +208,34 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
                 }
                 Decision::Skip => {
                     if g.kind == Kind::Control && g.first_type() == types::FORMAT_DESCRIPTION {
-                        fde = Range { file: i, start: g.start, end: g.end };
+                        fde = Range {
+                            file: i,
+                            start: g.start,
+                            end: g.end,
+                        };
                     }
-                    if g.kind == Kind::Control && g.first_type() == types::INCIDENT && sel.in_window(&g, i) {
+                    if g.kind == Kind::Control
+                        && g.first_type() == types::INCIDENT
+                        && sel.in_window(&g, i)
+                    {
                         if !a.force {
                             return Err(Failure::new(
                                 EXIT_DAMAGED,
                                 format!("{name}: offset {}: incident event: the server lost changes here (use --force to cut past it)", g.start),
                             ));
                         }
-                        warn(format_args!("{name}: offset {}: warning: incident event skipped (--force)", g.start));
+                        warn(format_args!(
+                            "{name}: offset {}: warning: incident event skipped (--force)",
+                            g.start
+                        ));
                     }
                 }
                 Decision::Keep | Decision::KeepThenStop => keep(a, &mut p, &g, b, fde, name)?,
             }
             // a relay log can carry a (master's) FDE inside a transaction: it rules what follows
             if g.kind != Kind::Control && g.types.contains(types::FORMAT_DESCRIPTION) {
-                let fmt = parse_fde(slice(binlogs, fde), fde.start, false).unwrap_or_else(|_| b.format.clone());
+                let fmt = parse_fde(slice(binlogs, fde), fde.start, false)
+                    .unwrap_or_else(|_| b.format.clone());
                 if let Some(e) = b
                     .events_at(g.start, fmt, false)
                     .map_while(Result::ok)
@@ -202,7 +243,11 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
                     .filter(|e| e.type_code() == types::FORMAT_DESCRIPTION)
                     .last()
                 {
-                    fde = Range { file: i, start: e.offset, end: e.end() };
+                    fde = Range {
+                        file: i,
+                        start: e.offset,
+                        end: e.end(),
+                    };
                 }
             }
             if d == Decision::KeepThenStop {
@@ -212,13 +257,23 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
     }
     for (g, done) in a.window.stop_gtids.iter().zip(sel.stop_gtids_done()) {
         if !done {
-            warn(format_args!("warning: stop GTID {}-{}-{} not reached before the end of the input", g.domain, g.server, g.seq));
+            warn(format_args!(
+                "warning: stop GTID {}-{}-{} not reached before the end of the input",
+                g.domain, g.server, g.seq
+            ));
         }
     }
     Ok(p)
 }
 
-fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, b: &Binlog<'_>, fde: Range, name: &str) -> Result<(), Failure> {
+fn keep(
+    a: &CutArgs,
+    p: &mut Plan,
+    g: &Group<'_>,
+    b: &Binlog<'_>,
+    fde: Range,
+    name: &str,
+) -> Result<(), Failure> {
     let file = fde.file;
     if !g.complete {
         warn(format_args!(
@@ -229,7 +284,12 @@ fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, b: &Binlog<'_>, fde: Range, na
     }
     if let Some(t) = g.unknown_type {
         // the offset of the unknown event itself
-        let fmt = parse_fde(&b.data[fde.start as usize..fde.end as usize], fde.start, false).unwrap_or_else(|_| b.format.clone());
+        let fmt = parse_fde(
+            &b.data[fde.start as usize..fde.end as usize],
+            fde.start,
+            false,
+        )
+        .unwrap_or_else(|_| b.format.clone());
         let at = b
             .events_at(g.start, fmt, false)
             .map_while(Result::ok)
@@ -238,9 +298,14 @@ fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, b: &Binlog<'_>, fde: Range, na
             .map(|e| e.offset)
             .unwrap_or(g.start);
         if !a.force {
-            return Err(Failure::new(EXIT_DAMAGED, format!("{name}: offset {at}: unknown event type {t} (use --force to copy it)")));
+            return Err(Failure::new(
+                EXIT_DAMAGED,
+                format!("{name}: offset {at}: unknown event type {t} (use --force to copy it)"),
+            ));
         }
-        warn(format_args!("{name}: offset {at}: warning: unknown event type {t} copied (--force)"));
+        warn(format_args!(
+            "{name}: offset {at}: warning: unknown event type {t} copied (--force)"
+        ));
     }
     p.groups += 1;
     let gt = g.gtid.to_string();
@@ -248,7 +313,11 @@ fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, b: &Binlog<'_>, fde: Range, na
         p.first_gtid = Some(gt.clone());
     }
     p.last_gtid = Some(gt);
-    let r = Range { file, start: g.start, end: g.end };
+    let r = Range {
+        file,
+        start: g.start,
+        end: g.end,
+    };
     if let Some(last) = p.chunks.last_mut() {
         if last.bytes.file == file && last.bytes.end == g.start && last.fde == fde {
             last.bytes.end = g.end;
@@ -260,22 +329,37 @@ fn keep(a: &CutArgs, p: &mut Plan, g: &Group<'_>, b: &Binlog<'_>, fde: Range, na
 }
 
 /// A file that cannot be walked further: the end of a live file, or damage.
-fn framing_error(a: &CutArgs, b: &Binlog<'_>, name: &str, e: &binlog::Error) -> Result<(), Failure> {
+fn framing_error(
+    a: &CutArgs,
+    b: &Binlog<'_>,
+    name: &str,
+    e: &binlog::Error,
+) -> Result<(), Failure> {
     if e.kind == ErrorKind::MariadbEncrypted {
         return Err(input::failure(name, e));
     }
     if b.in_use && e.is_truncation() {
         if a.strict {
-            return Err(Failure::new(EXIT_UNFINISHED, format!("{name}: {e} (file in use: live, or the server crashed)")));
+            return Err(Failure::new(
+                EXIT_UNFINISHED,
+                format!("{name}: {e} (file in use: live, or the server crashed)"),
+            ));
         }
-        warn(format_args!("{name}: warning: {e}: file in use (live, or the server crashed), treated as its end"));
+        warn(format_args!(
+            "{name}: warning: {e}: file in use (live, or the server crashed), treated as its end"
+        ));
         return Ok(());
     }
     if a.force {
-        warn(format_args!("{name}: warning: {e}: rest of the file skipped (--force)"));
+        warn(format_args!(
+            "{name}: warning: {e}: rest of the file skipped (--force)"
+        ));
         return Ok(());
     }
-    Err(Failure::new(EXIT_DAMAGED, format!("{name}: {e} (use --force to cut up to it)")))
+    Err(Failure::new(
+        EXIT_DAMAGED,
+        format!("{name}: {e} (use --force to cut up to it)"),
+    ))
 }
 
 /// After a datetime stop: say when later groups carry older timestamps (statements that
@@ -286,7 +370,11 @@ fn late_waiters(w: &Window, groups: Groups<'_>, name: &str) {
     let mut first = None;
     // look at most 1000 groups / 8 MiB ahead: lock waiters are written soon after
     let from = groups.position();
-    for g in groups.take(1000).map_while(Result::ok).take_while(|g| g.start - from < 8 << 20) {
+    for g in groups
+        .take(1000)
+        .map_while(Result::ok)
+        .take_while(|g| g.start - from < 8 << 20)
+    {
         if g.kind == Kind::Transaction && i64::from(g.max_ts) < stop {
             n += 1;
             first.get_or_insert(g.start);
@@ -299,7 +387,12 @@ fn late_waiters(w: &Window, groups: Groups<'_>, name: &str) {
     }
 }
 
-fn check_crcs(a: &CutArgs, p: &Plan, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<(), Failure> {
+fn check_crcs(
+    a: &CutArgs,
+    p: &Plan,
+    binlogs: &[Binlog<'_>],
+    names: &[&str],
+) -> Result<(), Failure> {
     let mut last_fde = None;
     for c in &p.chunks {
         let name = names[c.bytes.file];
@@ -328,10 +421,15 @@ fn check_crcs(a: &CutArgs, p: &Plan, binlogs: &[Binlog<'_>], names: &[&str]) -> 
 
 fn crc_problem(a: &CutArgs, name: &str, e: &binlog::Error) -> Result<(), Failure> {
     if a.force {
-        warn(format_args!("{name}: warning: {e}: copied anyway (--force)"));
+        warn(format_args!(
+            "{name}: warning: {e}: copied anyway (--force)"
+        ));
         return Ok(());
     }
-    Err(Failure::new(EXIT_DAMAGED, format!("{name}: {e} (use --force to copy it anyway)")))
+    Err(Failure::new(
+        EXIT_DAMAGED,
+        format!("{name}: {e} (use --force to copy it anyway)"),
+    ))
 }
 
 fn write_fde(w: &mut impl Write, raw: &[u8]) -> std::io::Result<()> {
@@ -349,12 +447,15 @@ fn write<W: Write>(p: &Plan, binlogs: &[Binlog<'_>], out: W) -> std::io::Result<
         let raw = slice(binlogs, c.fde);
         let same = match &last {
             Some((r, _)) if *r == c.fde => true,
-            Some((_, f)) => parse_fde(raw, c.fde.start, false).map(|n| n.same_framing(f)).unwrap_or(false),
+            Some((_, f)) => parse_fde(raw, c.fde.start, false)
+                .map(|n| n.same_framing(f))
+                .unwrap_or(false),
             None => false,
         };
         if !same {
             write_fde(&mut w, raw)?;
-            let f = parse_fde(raw, c.fde.start, false).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let f = parse_fde(raw, c.fde.start, false)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
             last = Some((c.fde, f));
         }
         w.write_all(slice(binlogs, c.bytes))?;

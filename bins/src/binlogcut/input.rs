@@ -24,7 +24,10 @@ pub fn load(path: &str, populate: bool) -> Result<Input, Failure> {
         let f = std::fs::File::open(path).ctx(path)?;
         mapped::load(f, populate).ctx(path)?
     };
-    Ok(Input { name: path.to_string(), bytes })
+    Ok(Input {
+        name: path.to_string(),
+        bytes,
+    })
 }
 
 /// At most one `-` among the inputs.

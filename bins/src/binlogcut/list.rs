@@ -55,14 +55,22 @@ pub fn run(a: ListArgs) -> Result<u8, Failure> {
                 break;
             }
         };
-        let res = if a.events { list_events(&a, f, &b, &mut w) } else { list_groups(&a, f, &b, &mut w) };
+        let res = if a.events {
+            list_events(&a, f, &b, &mut w)
+        } else {
+            list_groups(&a, f, &b, &mut w)
+        };
         let err = res.ctx("write to stdout")?;
         if let Some(e) = err {
             w.flush().ctx("write to stdout")?;
             if b.in_use && e.is_truncation() && !a.strict {
                 warn(format_args!("{f}: warning: {e}: file in use (live, or the server crashed), listed up to there"));
             } else {
-                let code = if e.is_format() || e.is_encrypted() { 1 } else { EXIT_DAMAGED };
+                let code = if e.is_format() || e.is_encrypted() {
+                    1
+                } else {
+                    EXIT_DAMAGED
+                };
                 worst = Some(Failure::new(code, format!("{f}: {e}")));
                 break;
             }
@@ -75,7 +83,12 @@ pub fn run(a: ListArgs) -> Result<u8, Failure> {
     }
 }
 
-fn list_groups(a: &ListArgs, name: &str, b: &Binlog<'_>, w: &mut impl Write) -> std::io::Result<Option<binlog::Error>> {
+fn list_groups(
+    a: &ListArgs,
+    name: &str,
+    b: &Binlog<'_>,
+    w: &mut impl Write,
+) -> std::io::Result<Option<binlog::Error>> {
     for g in Groups::new(b.events(true)).collect_statements(a.grep.is_some()) {
         let g = match g {
             Ok(g) => g,
@@ -110,13 +123,25 @@ fn list_groups(a: &ListArgs, name: &str, b: &Binlog<'_>, w: &mut impl Write) -> 
             if !g.complete {
                 t.push_str(" (incomplete)");
             }
-            writeln!(w, "{name}\t{}\t{}\t{time}\t{}\t{}\t{t}\t{stmt}", g.start, g.end, g.gtid, g.size())?;
+            writeln!(
+                w,
+                "{name}\t{}\t{}\t{time}\t{}\t{}\t{t}\t{stmt}",
+                g.start,
+                g.end,
+                g.gtid,
+                g.size()
+            )?;
         }
     }
     Ok(None)
 }
 
-fn list_events(a: &ListArgs, name: &str, b: &Binlog<'_>, w: &mut impl Write) -> std::io::Result<Option<binlog::Error>> {
+fn list_events(
+    a: &ListArgs,
+    name: &str,
+    b: &Binlog<'_>,
+    w: &mut impl Write,
+) -> std::io::Result<Option<binlog::Error>> {
     let mut evs = b.events(true);
     while let Some(ev) = evs.next() {
         let ev = match ev {
@@ -143,9 +168,20 @@ fn list_events(a: &ListArgs, name: &str, b: &Binlog<'_>, w: &mut impl Write) -> 
             });
             writeln!(w, "{v}")?;
         } else {
-            let gt = if g == gtid::Gtid::None { "-".to_string() } else { g.to_string() };
+            let gt = if g == gtid::Gtid::None {
+                "-".to_string()
+            } else {
+                g.to_string()
+            };
             let stmt = text.map(|s| one_line(s, 120)).unwrap_or_default();
-            writeln!(w, "{name}\t{}\t{}\t{time}\t{gt}\t{}\t{}\t{stmt}", ev.offset, ev.end(), ev.raw.len(), types::name(code))?;
+            writeln!(
+                w,
+                "{name}\t{}\t{}\t{time}\t{gt}\t{}\t{}\t{stmt}",
+                ev.offset,
+                ev.end(),
+                ev.raw.len(),
+                types::name(code)
+            )?;
         }
     }
     Ok(None)

@@ -13,7 +13,9 @@ pub enum Pos {
 
 pub fn parse_pos(opt: &str, s: &str) -> Result<Pos, String> {
     if gtid::looks_like_mariadb_gtid(s) {
-        return gtid::parse_mariadb_list(s).map(Pos::Gtids).map_err(|e| format!("{opt}: {e}"));
+        return gtid::parse_mariadb_list(s)
+            .map(Pos::Gtids)
+            .map_err(|e| format!("{opt}: {e}"));
     }
     s.trim()
         .parse::<u64>()
@@ -60,27 +62,54 @@ pub fn parse_datetime(opt: &str, s: &str) -> Result<i64, String> {
             None => (t, ""),
         };
         let dp: Vec<&str> = date.split('-').collect();
-        let tp: Vec<&str> = if time.is_empty() { vec![] } else { time.split(':').collect() };
+        let tp: Vec<&str> = if time.is_empty() {
+            vec![]
+        } else {
+            time.split(':').collect()
+        };
         if dp.len() != 3 || tp.len() > 3 || tp.len() == 1 {
             return Err(bad());
         }
         let g = |v: &Vec<&str>, i: usize| if i < v.len() { num(v[i]) } else { Some(0) };
-        (num(dp[0]), num(dp[1]), num(dp[2]), g(&tp, 0), g(&tp, 1), g(&tp, 2))
+        (
+            num(dp[0]),
+            num(dp[1]),
+            num(dp[2]),
+            g(&tp, 0),
+            g(&tp, 1),
+            g(&tp, 2),
+        )
     };
     let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(se)) = (y, mo, d, h, mi, se) else {
         return Err(bad());
     };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 59 || !(1970..=9999).contains(&y) {
+    if !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || se > 59
+        || !(1970..=9999).contains(&y)
+    {
         return Err(bad());
     }
-    let lt = LocalTime { year: y as i32, month: mo, day: d, hour: h, minute: mi, second: se };
+    let lt = LocalTime {
+        year: y as i32,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: se,
+    };
     localtime::to_epoch(lt).ok_or_else(bad)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in the local time zone.
 pub fn format_time(epoch: i64) -> String {
     let t = localtime::from_epoch(epoch);
-    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year, t.month, t.day, t.hour, t.minute, t.second)
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
 }
 
 #[cfg(test)]
@@ -91,12 +120,28 @@ mod tests {
     fn datetimes() {
         std::env::set_var("TZ", "UTC");
         let want = 1795533857; // 2026-11-24 15:24:17 UTC
-        for s in ["2026-11-24 15:24:17", "2026-11-24T15:24:17", "20261124152417", "2026-11-24 15:24:17.999", "@1795533857"] {
+        for s in [
+            "2026-11-24 15:24:17",
+            "2026-11-24T15:24:17",
+            "20261124152417",
+            "2026-11-24 15:24:17.999",
+            "@1795533857",
+        ] {
             assert_eq!(parse_datetime("--x", s), Ok(want), "{s}");
         }
-        assert_eq!(parse_datetime("--x", "2026-11-24"), Ok(want - 15 * 3600 - 24 * 60 - 17));
+        assert_eq!(
+            parse_datetime("--x", "2026-11-24"),
+            Ok(want - 15 * 3600 - 24 * 60 - 17)
+        );
         assert_eq!(parse_datetime("--x", "2026-11-24 15:24"), Ok(want - 17));
-        for s in ["", "yesterday", "2026-13-01", "2026-11-24 25:00:00", "2026-11-24 15", "1-2-3-4"] {
+        for s in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-11-24 25:00:00",
+            "2026-11-24 15",
+            "1-2-3-4",
+        ] {
             assert!(parse_datetime("--x", s).is_err(), "{s}");
         }
         assert_eq!(format_time(want), "2026-11-24 15:24:17");

@@ -47,7 +47,10 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
             }
         };
         let len = b.len();
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(4);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4);
         let (n, bad) = lampvault::binlog::verify::verify_all(&b, threads);
         match bad {
             None => {
@@ -57,8 +60,14 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
                         Checksum::Off => "binlog_checksum=NONE",
                         Checksum::NotAware => "no checksums (server before 5.6.1/MariaDB 5.3)",
                     };
-                    let live = if b.in_use { ", in use (live, or not closed properly)" } else { "" };
-                    warn(format_args!("{f}: ok: {n} events, {len} bytes, {crc}{live}"));
+                    let live = if b.in_use {
+                        ", in use (live, or not closed properly)"
+                    } else {
+                        ""
+                    };
+                    warn(format_args!(
+                        "{f}: ok: {n} events, {len} bytes, {crc}{live}"
+                    ));
                 }
             }
             Some(e) if e.kind == ErrorKind::MariadbEncrypted => note(1, format!("{f}: {e}")),
@@ -68,7 +77,9 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
                 let tail = e.is_truncation()
                     || matches!(e.kind, ErrorKind::Crc { .. }) && {
                         let at = e.offset as usize;
-                        let size = u32::from_le_bytes(inp.bytes[at + 9..at + 13].try_into().unwrap()) as u64;
+                        let size =
+                            u32::from_le_bytes(inp.bytes[at + 9..at + 13].try_into().unwrap())
+                                as u64;
                         e.offset + size == len
                     };
                 if b.in_use && tail {

@@ -13,7 +13,10 @@ pub struct Failure {
 impl Failure {
     /// Exit `code` with `msg` (printed as `tool: msg`). An empty `msg` prints nothing.
     pub fn new(code: u8, msg: impl Into<String>) -> Self {
-        Failure { code, msg: msg.into() }
+        Failure {
+            code,
+            msg: msg.into(),
+        }
     }
 
     /// Exit 1 with `msg`.

@@ -39,13 +39,21 @@ pub struct Tool {
 impl Tool {
     /// Parse argv with `cmd`, call `run`, print its failure, and return the exit code.
     /// `--help`/`--version` go to stdout with exit 0, usage errors to stderr with exit 2.
-    pub fn main(&self, cmd: Command, run: impl FnOnce(&ArgMatches) -> Result<u8, Failure>) -> ExitCode {
+    pub fn main(
+        &self,
+        cmd: Command,
+        run: impl FnOnce(&ArgMatches) -> Result<u8, Failure>,
+    ) -> ExitCode {
         let set = match self.sigpipe {
             Sigpipe::Default => lampvault::sys::signals::sigpipe_default(),
             Sigpipe::Ignore => lampvault::sys::signals::sigpipe_ignore(),
         };
         if let Err(e) = set {
-            warn(format_args!("{}: cannot set SIGPIPE disposition: {}", self.name, e.desc()));
+            warn(format_args!(
+                "{}: cannot set SIGPIPE disposition: {}",
+                self.name,
+                e.desc()
+            ));
             return ExitCode::from(1);
         }
         let matches = match cmd.try_get_matches() {
@@ -64,7 +72,10 @@ impl Tool {
                 .map(|s| s.to_string())
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             warn(format_args!("{name}: internal error: {msg}{at}"));
         }));
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&matches))) {
@@ -87,6 +98,15 @@ pub fn warn(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{args}");
 }
 
+/// `-v/--verbose`: one summary line on stderr (STYLE.md), the same in every tool.
+pub fn verbose_arg() -> clap::Arg {
+    clap::Arg::new("verbose")
+        .short('v')
+        .long("verbose")
+        .action(clap::ArgAction::SetTrue)
+        .help("Print a summary line on stderr")
+}
+
 /// True when progress should be shown: asked for, or stderr is a terminal.
 pub fn progress_wanted(asked: bool) -> bool {
     asked || std::io::stderr().is_terminal()
@@ -96,7 +116,9 @@ pub fn progress_wanted(asked: bool) -> bool {
 /// (EXIT STATUS, EXAMPLES...).
 pub fn render_man(cmd: Command, tail: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(cmd).render(&mut out).expect("rendering into a Vec cannot fail");
+    clap_mangen::Man::new(cmd)
+        .render(&mut out)
+        .expect("rendering into a Vec cannot fail");
     out.extend_from_slice(tail.as_bytes());
     if !tail.ends_with('\n') {
         out.push(b'\n');
@@ -112,7 +134,10 @@ pub fn render_man_pages(cmd: Command, section: u8, tail: &str) -> Vec<(String, V
     let mut pages = Vec::new();
     for sub in cmd.get_subcommands() {
         let name = format!("{tool}-{}", sub.get_name());
-        let mut sub = sub.clone().name(name.clone()).bin_name(format!("{tool} {}", sub.get_name()));
+        let mut sub = sub
+            .clone()
+            .name(name.clone())
+            .bin_name(format!("{tool} {}", sub.get_name()));
         if let Some(v) = &version {
             sub = sub.version(v.clone());
         }
@@ -127,7 +152,10 @@ pub fn render_man_pages(cmd: Command, section: u8, tail: &str) -> Vec<(String, V
     cmd.build();
     let main = {
         let mut out = Vec::new();
-        clap_mangen::Man::new(cmd).section(section.to_string()).render(&mut out).expect("rendering into a Vec cannot fail");
+        clap_mangen::Man::new(cmd)
+            .section(section.to_string())
+            .render(&mut out)
+            .expect("rendering into a Vec cannot fail");
         out.extend_from_slice(tail.as_bytes());
         if !tail.ends_with('\n') {
             out.push(b'\n');

@@ -14,7 +14,12 @@ pub struct Progress {
 impl Progress {
     pub fn new(tool: &'static str, on: bool) -> Self {
         let now = Instant::now();
-        Progress { tool, on, start: now, last: now }
+        Progress {
+            tool,
+            on,
+            start: now,
+            last: now,
+        }
     }
 
     /// Report `bytes` so far, rate-limited.
@@ -24,7 +29,13 @@ impl Progress {
         }
         self.last = Instant::now();
         let secs = self.start.elapsed().as_secs_f64().max(1e-6);
-        let _ = write!(std::io::stderr(), "\r{}: {} bytes, {:.1} MB/s ", self.tool, bytes, bytes as f64 / secs / 1e6);
+        let _ = write!(
+            std::io::stderr(),
+            "\r{}: {} bytes, {:.1} MB/s ",
+            self.tool,
+            bytes,
+            bytes as f64 / secs / 1e6
+        );
     }
 
     /// End the progress line.

@@ -7,9 +7,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suf) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!("invalid size '{s}': expected a number such as 512, 32k, 1M"));
+        return Err(format!(
+            "invalid size '{s}': expected a number such as 512, 32k, 1M"
+        ));
     }
-    let n: u64 = num.parse().map_err(|_| format!("invalid size '{s}': number too large"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': number too large"))?;
     let mult: u64 = match suf {
         "" | "c" => 1,
         "w" => 2,
@@ -22,9 +26,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         "T" | "t" | "TiB" => 1 << 40,
         "TB" => 1_000_000_000_000,
-        _ => return Err(format!("invalid size '{s}': unknown suffix '{suf}' (use k, M, G, T)")),
+        _ => {
+            return Err(format!(
+                "invalid size '{s}': unknown suffix '{suf}' (use k, M, G, T)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("invalid size '{s}': too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("invalid size '{s}': too large"))
 }
 
 /// A clap value parser for sizes that must be > 0 and fit in memory as a record.
@@ -57,7 +66,15 @@ mod tests {
         ] {
             assert_eq!(parse_size(s), Ok(n), "{s}");
         }
-        for bad in ["", "k", "12q", "-1", "1.5M", "99999999999999999999", "20000000T"] {
+        for bad in [
+            "",
+            "k",
+            "12q",
+            "-1",
+            "1.5M",
+            "99999999999999999999",
+            "20000000T",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
         assert!(parse_size_arg("0").is_err());

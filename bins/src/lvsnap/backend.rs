@@ -63,8 +63,13 @@ pub fn block_devno(path: &Path) -> Option<(u32, u32)> {
 pub fn dm_name_uuid(path: &Path) -> Option<(String, String)> {
     let (ma, mi) = block_devno(path)?;
     let base = PathBuf::from(format!("/sys/dev/block/{ma}:{mi}/dm"));
-    let name = std::fs::read_to_string(base.join("name")).ok()?.trim().to_string();
-    let uuid = std::fs::read_to_string(base.join("uuid")).map(|s| s.trim().to_string()).unwrap_or_default();
+    let name = std::fs::read_to_string(base.join("name"))
+        .ok()?
+        .trim()
+        .to_string();
+    let uuid = std::fs::read_to_string(base.join("uuid"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     Some((name, uuid))
 }
 
@@ -88,7 +93,9 @@ pub fn detect(origin: &Path) -> Result<Kind, Failure> {
             Err(e) => Err(Failure::failed(e.to_string())),
         };
     }
-    Err(Failure::failed(format!("{o}: not a block device, btrfs subvolume or directory")))
+    Err(Failure::failed(format!(
+        "{o}: not a block device, btrfs subvolume or directory"
+    )))
 }
 
 /// Run an external tool (LVM), returning stdout; failure = its last stderr line.
@@ -100,7 +107,12 @@ pub fn run_tool(prog: &str, args: &[&str]) -> Result<String, Failure> {
         .map_err(|e| Failure::io(prog, &e))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("failed").to_string();
+        let last = err
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("failed")
+            .to_string();
         return Err(Failure::failed(format!("{prog}: {last}")));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -108,11 +120,22 @@ pub fn run_tool(prog: &str, args: &[&str]) -> Result<String, Failure> {
 
 /// `(vg, lv)` of an LVM logical volume device.
 pub fn lvm_names(dev: &Path) -> Result<(String, String), Failure> {
-    let out = run_tool("lvs", &["--noheadings", "-o", "vg_name,lv_name", &dev.to_string_lossy()])?;
+    let out = run_tool(
+        "lvs",
+        &[
+            "--noheadings",
+            "-o",
+            "vg_name,lv_name",
+            &dev.to_string_lossy(),
+        ],
+    )?;
     let mut w = out.split_whitespace();
     match (w.next(), w.next()) {
         (Some(vg), Some(lv)) => Ok((vg.to_string(), lv.to_string())),
-        _ => Err(Failure::failed(format!("{}: not an LVM logical volume", dev.display()))),
+        _ => Err(Failure::failed(format!(
+            "{}: not an LVM logical volume",
+            dev.display()
+        ))),
     }
 }
 
@@ -125,7 +148,20 @@ pub struct Status {
 
 /// LVM snapshot status from `lvs`: attr char 5 `I` = invalid (COW overflowed).
 pub fn lvm_status(vg_lv: &str) -> Result<Status, Failure> {
-    let out = run_tool("lvs", &["--noheadings", "--nosuffix", "--units", "b", "-o", "lv_attr,snap_percent,lv_size", "--separator", ",", vg_lv])?;
+    let out = run_tool(
+        "lvs",
+        &[
+            "--noheadings",
+            "--nosuffix",
+            "--units",
+            "b",
+            "-o",
+            "lv_attr,snap_percent,lv_size",
+            "--separator",
+            ",",
+            vg_lv,
+        ],
+    )?;
     let f: Vec<&str> = out.trim().split(',').map(str::trim).collect();
     let attr = f.first().copied().unwrap_or("");
     let state = match attr.chars().nth(4) {
@@ -135,9 +171,20 @@ pub fn lvm_status(vg_lv: &str) -> Result<Status, Failure> {
         _ => "unknown",
     };
     let percent = f.get(1).and_then(|s| s.parse::<f64>().ok());
-    let size = f.get(2).and_then(|s| s.parse::<f64>().ok()).map(|v| v as u64);
-    let percent = if state == "invalid" { Some(100.0) } else { percent };
-    Ok(Status { state: state.into(), percent, size })
+    let size = f
+        .get(2)
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(|v| v as u64);
+    let percent = if state == "invalid" {
+        Some(100.0)
+    } else {
+        percent
+    };
+    Ok(Status {
+        state: state.into(),
+        percent,
+        size,
+    })
 }
 
 /// A snapshot size: bytes, or percent of the origin.
@@ -149,7 +196,9 @@ pub enum Size {
 
 pub fn parse_size(s: &str) -> Result<Size, String> {
     if let Some(p) = s.strip_suffix('%') {
-        let n: u32 = p.parse().map_err(|_| format!("invalid size '{s}': expected e.g. 50M or 15%"))?;
+        let n: u32 = p
+            .parse()
+            .map_err(|_| format!("invalid size '{s}': expected e.g. 50M or 15%"))?;
         if n == 0 || n > 100 {
             return Err(format!("invalid size '{s}': percent must be 1-100"));
         }
@@ -164,7 +213,11 @@ pub fn parse_size(s: &str) -> Result<Size, String> {
 
 /// Percent argument `70%` (or `70`), 1..=100 (extend-by may exceed 100 up to 1000).
 pub fn parse_percent(s: &str, max: u32) -> Result<u32, String> {
-    let n: u32 = s.strip_suffix('%').unwrap_or(s).parse().map_err(|_| format!("invalid percent '{s}'"))?;
+    let n: u32 = s
+        .strip_suffix('%')
+        .unwrap_or(s)
+        .parse()
+        .map_err(|_| format!("invalid percent '{s}'"))?;
     if n == 0 || n > max {
         return Err(format!("invalid percent '{s}': must be 1-{max}"));
     }

@@ -32,46 +32,82 @@ fn real_name(name: &str) -> String {
 
 fn origin_name(origin: &str) -> Result<String, Failure> {
     match dm_name_uuid(Path::new(origin)) {
-        Some((_, uuid)) if uuid.starts_with("LVM-") => {
-            Err(Failure::failed(format!("{origin}: is an LVM logical volume: use --backend lvm so LVM's metadata stays right")))
-        }
+        Some((_, uuid)) if uuid.starts_with("LVM-") => Err(Failure::failed(format!(
+            "{origin}: is an LVM logical volume: use --backend lvm so LVM's metadata stays right"
+        ))),
         Some((name, _)) => Ok(name),
-        None => Err(Failure::failed(format!("{origin}: not a device-mapper device"))),
+        None => Err(Failure::failed(format!(
+            "{origin}: not a device-mapper device"
+        ))),
     }
 }
 
 fn zero_first_chunk(cow: &Path) -> Result<u64, Failure> {
     use std::io::{Seek, SeekFrom};
-    let mut fh = std::fs::OpenOptions::new().write(true).open(cow).map_err(|e| Failure::io(cow.display(), &e))?;
-    let size = fh.seek(SeekFrom::End(0)).map_err(|e| Failure::io(cow.display(), &e))?;
+    let mut fh = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cow)
+        .map_err(|e| Failure::io(cow.display(), &e))?;
+    let size = fh
+        .seek(SeekFrom::End(0))
+        .map_err(|e| Failure::io(cow.display(), &e))?;
     if size < 1 << 20 {
-        return Err(Failure::failed(format!("{}: COW device too small ({size} bytes, at least 1M)", cow.display())));
+        return Err(Failure::failed(format!(
+            "{}: COW device too small ({size} bytes, at least 1M)",
+            cow.display()
+        )));
     }
-    fh.seek(SeekFrom::Start(0)).map_err(|e| Failure::io(cow.display(), &e))?;
-    fh.write_all(&[0u8; 4096]).and_then(|_| fh.sync_all()).map_err(|e| Failure::io(cow.display(), &e))?;
+    fh.seek(SeekFrom::Start(0))
+        .map_err(|e| Failure::io(cow.display(), &e))?;
+    fh.write_all(&[0u8; 4096])
+        .and_then(|_| fh.sync_all())
+        .map_err(|e| Failure::io(cow.display(), &e))?;
     Ok(size)
 }
 
 /// Create the snapshot. `rec.extra` is the COW device; `skip_lockfs` when the caller froze.
-pub fn make_with(origin: &Path, rec: &Record, skip_lockfs: bool) -> Result<(Option<String>, Duration), Failure> {
+pub fn make_with(
+    origin: &Path,
+    rec: &Record,
+    skip_lockfs: bool,
+) -> Result<(Option<String>, Duration), Failure> {
     let origin_s = origin.to_string_lossy().into_owned();
     let oname = origin_name(&origin_s)?;
-    let cow = rec.extra.clone().ok_or_else(|| Failure::usage("dm: --cow DEVICE is required"))?;
-    let cow_dev = super::backend::block_devno(Path::new(&cow)).ok_or_else(|| Failure::failed(format!("{cow}: not a block device")))?;
+    let cow = rec
+        .extra
+        .clone()
+        .ok_or_else(|| Failure::usage("dm: --cow DEVICE is required"))?;
+    let cow_dev = super::backend::block_devno(Path::new(&cow))
+        .ok_or_else(|| Failure::failed(format!("{cow}: not a block device")))?;
     if super::backend::block_devno(origin) == Some(cow_dev) {
-        return Err(Failure::usage(format!("{cow}: the COW device cannot be the origin")));
+        return Err(Failure::usage(format!(
+            "{cow}: the COW device cannot be the origin"
+        )));
     }
     let ctl = Control::open().map_err(f)?;
     let v = ctl.version().map_err(f)?;
     if v[0] != 4 {
-        return Err(Failure::failed(format!("device-mapper interface {}.{}.{} is not supported", v[0], v[1], v[2])));
+        return Err(Failure::failed(format!(
+            "device-mapper interface {}.{}.{} is not supported",
+            v[0], v[1], v[2]
+        )));
     }
-    if ctl.info(&rec.name).map_err(f)?.is_some() || ctl.info(&real_name(&rec.name)).map_err(f)?.is_some() {
-        return Err(Failure::failed(format!("{}: a device-mapper device with this name exists", rec.name)));
+    if ctl.info(&rec.name).map_err(f)?.is_some()
+        || ctl.info(&real_name(&rec.name)).map_err(f)?.is_some()
+    {
+        return Err(Failure::failed(format!(
+            "{}: a device-mapper device with this name exists",
+            rec.name
+        )));
     }
     let (oinfo, otable) = ctl.table(&oname).map_err(f)?;
-    if otable.iter().any(|t| t.kind == "snapshot-origin" || t.kind == "snapshot-merge") {
-        return Err(Failure::failed(format!("{origin_s}: already has a snapshot")));
+    if otable
+        .iter()
+        .any(|t| t.kind == "snapshot-origin" || t.kind == "snapshot-merge")
+    {
+        return Err(Failure::failed(format!(
+            "{origin_s}: already has a snapshot"
+        )));
     }
     if oinfo.suspended() {
         return Err(Failure::failed(format!("{origin_s}: is suspended")));
@@ -88,17 +124,43 @@ pub fn make_with(origin: &Path, rec: &Record, skip_lockfs: bool) -> Result<(Opti
     }
 }
 
-fn build(ctl: &Control, oname: &str, otable: &[Target], sectors: u64, rec: &Record, cow: (u32, u32), skip_lockfs: bool) -> Result<Duration, Failure> {
+fn build(
+    ctl: &Control,
+    oname: &str,
+    otable: &[Target],
+    sectors: u64,
+    rec: &Record,
+    cow: (u32, u32),
+    skip_lockfs: bool,
+) -> Result<Duration, Failure> {
     let real = real_name(&rec.name);
     ctl.create(&real, "").map_err(f)?;
     ctl.load(&real, otable, false).map_err(f)?;
     let rinfo = ctl.resume(&real).map_err(f)?;
     ctl.create(&rec.name, "").map_err(f)?;
-    ctl.load(&rec.name, &dm::snapshot_table(sectors, &rinfo.devno(), &format!("{}:{}", cow.0, cow.1), CHUNK_SECTORS), false).map_err(f)?;
-    ctl.load(oname, &dm::origin_table(sectors, &rinfo.devno()), false).map_err(f)?;
+    ctl.load(
+        &rec.name,
+        &dm::snapshot_table(
+            sectors,
+            &rinfo.devno(),
+            &format!("{}:{}", cow.0, cow.1),
+            CHUNK_SECTORS,
+        ),
+        false,
+    )
+    .map_err(f)?;
+    ctl.load(oname, &dm::origin_table(sectors, &rinfo.devno()), false)
+        .map_err(f)?;
     let mut dog = super::watchdog::Watchdog::start(&[oname.to_string()], &[])?;
     let t0 = Instant::now();
-    ctl.suspend(oname, Suspend { skip_lockfs, noflush: false }).map_err(f)?;
+    ctl.suspend(
+        oname,
+        Suspend {
+            skip_lockfs,
+            noflush: false,
+        },
+    )
+    .map_err(f)?;
     super::pause("suspended");
     let snap = ctl.resume(&rec.name);
     let orig = ctl.resume(oname);
@@ -149,16 +211,25 @@ pub fn remove(rec: &Record) -> Result<(), Failure> {
 pub fn status(rec: &Record) -> Result<Status, Failure> {
     let ctl = Control::open().map_err(f)?;
     if ctl.info(&rec.name).map_err(f)?.is_none() {
-        return Ok(Status { state: "missing".into(), percent: None, size: None });
+        return Ok(Status {
+            state: "missing".into(),
+            percent: None,
+            size: None,
+        });
     }
     let (_, t) = ctl.status(&rec.name).map_err(f)?;
     let line = t.first().map(|t| t.params.clone()).unwrap_or_default();
-    let st = SnapshotStatus::parse(&line).map_err(|e| Failure::failed(format!("{}: {e}", rec.name)))?;
+    let st =
+        SnapshotStatus::parse(&line).map_err(|e| Failure::failed(format!("{}: {e}", rec.name)))?;
     let size = match st {
         SnapshotStatus::Active { total, .. } => Some(total * 512),
         _ => None,
     };
-    Ok(Status { state: st.state().into(), percent: Some(st.percent()), size })
+    Ok(Status {
+        state: st.state().into(),
+        percent: Some(st.percent()),
+        size,
+    })
 }
 
 /// Merge the snapshot back into its origin (dm-snapshot's `snapshot-merge`, the way
@@ -171,16 +242,27 @@ pub fn rollback(rec: &Record) -> Result<(), Failure> {
     let ctl = Control::open().map_err(f)?;
     let oname = origin_name(&rec.origin)?;
     let real = real_name(&rec.name);
-    let oinfo = ctl.info(&oname).map_err(f)?.ok_or_else(|| Failure::failed(format!("{}: origin is gone", rec.origin)))?;
+    let oinfo = ctl
+        .info(&oname)
+        .map_err(f)?
+        .ok_or_else(|| Failure::failed(format!("{}: origin is gone", rec.origin)))?;
     if oinfo.open_count > 0 {
-        return Err(Failure::failed(format!("{}: origin is in use (mounted?): unmount it first", rec.origin)));
+        return Err(Failure::failed(format!(
+            "{}: origin is in use (mounted?): unmount it first",
+            rec.origin
+        )));
     }
     let st = status(rec)?;
     if st.state != "active" {
-        return Err(Failure::failed(format!("{}: snapshot is {}: nothing to merge", rec.name, st.state)));
+        return Err(Failure::failed(format!(
+            "{}: snapshot is {}: nothing to merge",
+            rec.name, st.state
+        )));
     }
     let (_, stable) = ctl.table(&rec.name).map_err(f)?;
-    let t = stable.first().ok_or_else(|| Failure::failed(format!("{}: snapshot has no table", rec.name)))?;
+    let t = stable
+        .first()
+        .ok_or_else(|| Failure::failed(format!("{}: snapshot has no table", rec.name)))?;
     let merge = vec![Target::new(0, t.length, "snapshot-merge", t.params.clone())];
     ctl.load(&oname, &merge, false).map_err(f)?;
     ctl.suspend(&rec.name, Suspend::default()).map_err(f)?;
@@ -195,12 +277,23 @@ pub fn rollback(rec: &Record) -> Result<(), Failure> {
         let (_, ot) = ctl.status(&oname).map_err(f)?;
         let line = ot.first().map(|t| t.params.clone()).unwrap_or_default();
         match SnapshotStatus::parse(&line).map_err(|e| Failure::failed(format!("{oname}: {e}")))? {
-            SnapshotStatus::Active { allocated, metadata, .. } if allocated <= metadata => break,
+            SnapshotStatus::Active {
+                allocated,
+                metadata,
+                ..
+            } if allocated <= metadata => break,
             SnapshotStatus::Active { .. } => {}
-            other => return Err(Failure::failed(format!("{oname}: merge failed: {}", other.state()))),
+            other => {
+                return Err(Failure::failed(format!(
+                    "{oname}: merge failed: {}",
+                    other.state()
+                )))
+            }
         }
         if t0.elapsed() > Duration::from_secs(3600) {
-            return Err(Failure::failed(format!("{oname}: merge still running after an hour; it continues in the kernel")));
+            return Err(Failure::failed(format!(
+                "{oname}: merge still running after an hour; it continues in the kernel"
+            )));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -38,7 +38,10 @@ fn describe(st: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (st.code(), st.signal()) {
         (Some(c), _) => format!("status {c}"),
-        (None, Some(s)) => format!("signal {}", Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?")),
+        (None, Some(s)) => format!(
+            "signal {}",
+            Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?")
+        ),
         _ => "unknown status".into(),
     }
 }
@@ -55,11 +58,23 @@ impl Hold {
             .map_err(|e| Failure::io(format!("hold command '{cmd}'"), &e))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped");
-        Ok(Hold { cmd: cmd.to_string(), child, stdin, stdout, buf: Vec::new(), ready_at: None, done: false })
+        Ok(Hold {
+            cmd: cmd.to_string(),
+            child,
+            stdin,
+            stdout,
+            buf: Vec::new(),
+            ready_at: None,
+            done: false,
+        })
     }
 
     /// Wait for the `READY` line, watching `sig` and a `timeout`.
-    pub fn wait_ready(&mut self, sig: &mut TermSignals, timeout: Duration) -> Result<(), WaitError> {
+    pub fn wait_ready(
+        &mut self,
+        sig: &mut TermSignals,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
         let deadline = Instant::now() + timeout;
         loop {
             while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
@@ -83,10 +98,18 @@ impl Hold {
                 ))));
             }
             let ms = left.as_millis().min(1000) as u16;
-            let mut fds = [PollFd::new(self.stdout.as_fd(), PollFlags::POLLIN), PollFd::new(sig.fd(), PollFlags::POLLIN)];
+            let mut fds = [
+                PollFd::new(self.stdout.as_fd(), PollFlags::POLLIN),
+                PollFd::new(sig.fd(), PollFlags::POLLIN),
+            ];
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
-                Err(e) => return Err(WaitError::Failed(Failure::failed(format!("poll: {}", e.desc())))),
+                Err(e) => {
+                    return Err(WaitError::Failed(Failure::failed(format!(
+                        "poll: {}",
+                        e.desc()
+                    ))))
+                }
                 Ok(_) => {}
             }
             if fds[0].revents().map(|r| !r.is_empty()).unwrap_or(false) {
@@ -103,7 +126,12 @@ impl Hold {
                     }
                     Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(WaitError::Failed(Failure::io(format!("hold command '{}'", self.cmd), &e))),
+                    Err(e) => {
+                        return Err(WaitError::Failed(Failure::io(
+                            format!("hold command '{}'", self.cmd),
+                            &e,
+                        )))
+                    }
                 }
             }
         }
@@ -120,11 +148,18 @@ impl Hold {
         if !all.is_empty() {
             let _ = std::io::stderr().write_all(&all);
         }
-        let st = self.child.wait().map_err(|e| Failure::io(format!("hold command '{}'", self.cmd), &e))?;
+        let st = self
+            .child
+            .wait()
+            .map_err(|e| Failure::io(format!("hold command '{}'", self.cmd), &e))?;
         self.done = true;
         let held = self.ready_at.map(|t| t.elapsed()).unwrap_or_default();
         if !st.success() {
-            return Err(Failure::failed(format!("hold command '{}' failed on release: {}", self.cmd, describe(st))));
+            return Err(Failure::failed(format!(
+                "hold command '{}' failed on release: {}",
+                self.cmd,
+                describe(st)
+            )));
         }
         Ok(held)
     }

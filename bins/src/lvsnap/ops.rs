@@ -14,8 +14,11 @@ pub fn path_target(origin: &Path, dest: Option<&Path>, name: &str) -> Result<Pat
     let dir = match dest {
         Some(d) => d.to_path_buf(),
         None => {
-            let abs = std::fs::canonicalize(origin).map_err(|e| Failure::io(origin.display(), &e))?;
-            abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"))
+            let abs =
+                std::fs::canonicalize(origin).map_err(|e| Failure::io(origin.display(), &e))?;
+            abs.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/"))
         }
     };
     let p = dir.join(name);
@@ -26,10 +29,18 @@ pub fn path_target(origin: &Path, dest: Option<&Path>, name: &str) -> Result<Pat
 }
 
 /// Take the snapshot. Returns (snapshot location, extra).
-pub fn make(kind: Kind, origin: &Path, rec: &Record, size: Option<Size>, frozen: bool, lvm: Option<&(String, String)>) -> Result<(Option<String>, Option<Duration>), Failure> {
+pub fn make(
+    kind: Kind,
+    origin: &Path,
+    rec: &Record,
+    size: Option<Size>,
+    frozen: bool,
+    lvm: Option<&(String, String)>,
+) -> Result<(Option<String>, Option<Duration>), Failure> {
     match kind {
         Kind::Btrfs => {
-            lampvault::btrfs::snapshot(origin, Path::new(&rec.snapshot), true).map_err(|e| Failure::failed(e.to_string()))?;
+            lampvault::btrfs::snapshot(origin, Path::new(&rec.snapshot), true)
+                .map_err(|e| Failure::failed(e.to_string()))?;
             Ok((None, None))
         }
         Kind::Reflink => {
@@ -52,7 +63,11 @@ pub fn make(kind: Kind, origin: &Path, rec: &Record, size: Option<Size>, frozen:
             let size_arg = match size {
                 Some(Size::Bytes(b)) => vec!["-L".to_string(), format!("{b}b")],
                 Some(Size::Percent(p)) => vec!["-l".to_string(), format!("{p}%ORIGIN")],
-                None => return Err(Failure::usage("lvm: --size is required (e.g. --size 50M or --size 15%)")),
+                None => {
+                    return Err(Failure::usage(
+                        "lvm: --size is required (e.g. --size 50M or --size 15%)",
+                    ))
+                }
             };
             let origin_lv = format!("{vg}/{lv}");
             // `--monitor n`: registering with dmeventd is slow and happens inside the
@@ -72,7 +87,9 @@ pub fn make(kind: Kind, origin: &Path, rec: &Record, size: Option<Size>, frozen:
 
 /// Remove the snapshot (tolerates one that is already gone).
 pub fn remove(rec: &Record) -> Result<(), Failure> {
-    let kind = Kind::parse(&rec.backend).ok_or_else(|| Failure::failed(format!("{}: unknown backend '{}'", rec.name, rec.backend)))?;
+    let kind = Kind::parse(&rec.backend).ok_or_else(|| {
+        Failure::failed(format!("{}: unknown backend '{}'", rec.name, rec.backend))
+    })?;
     let p = Path::new(&rec.snapshot);
     match kind {
         Kind::Btrfs => {
@@ -80,7 +97,10 @@ pub fn remove(rec: &Record) -> Result<(), Failure> {
                 return Ok(());
             }
             if !lampvault::btrfs::is_subvolume(p).unwrap_or(false) {
-                return Err(Failure::failed(format!("{}: not a btrfs subvolume; not removing it", p.display())));
+                return Err(Failure::failed(format!(
+                    "{}: not a btrfs subvolume; not removing it",
+                    p.display()
+                )));
             }
             lampvault::btrfs::delete(p).map_err(|e| Failure::failed(e.to_string()))
         }
@@ -89,7 +109,9 @@ pub fn remove(rec: &Record) -> Result<(), Failure> {
             _ => Ok(()),
         },
         Kind::Lvm => {
-            let Some(vg_lv) = rec.extra.as_deref() else { return Ok(()) };
+            let Some(vg_lv) = rec.extra.as_deref() else {
+                return Ok(());
+            };
             if backend::run_tool("lvs", &["--noheadings", "-o", "lv_name", vg_lv]).is_err() {
                 return Ok(());
             }
@@ -100,15 +122,29 @@ pub fn remove(rec: &Record) -> Result<(), Failure> {
 }
 
 pub fn status(rec: &Record) -> Result<Status, Failure> {
-    let kind = Kind::parse(&rec.backend).ok_or_else(|| Failure::failed(format!("{}: unknown backend '{}'", rec.name, rec.backend)))?;
+    let kind = Kind::parse(&rec.backend).ok_or_else(|| {
+        Failure::failed(format!("{}: unknown backend '{}'", rec.name, rec.backend))
+    })?;
     if rec.state != "ready" {
-        let state = if rec.owner_alive() { "creating" } else { "incomplete" };
-        return Ok(Status { state: state.into(), percent: None, size: None });
+        let state = if rec.owner_alive() {
+            "creating"
+        } else {
+            "incomplete"
+        };
+        return Ok(Status {
+            state: state.into(),
+            percent: None,
+            size: None,
+        });
     }
     match kind {
         Kind::Btrfs | Kind::Reflink => {
             let present = std::fs::symlink_metadata(&rec.snapshot).is_ok();
-            Ok(Status { state: if present { "active" } else { "missing" }.into(), percent: None, size: None })
+            Ok(Status {
+                state: if present { "active" } else { "missing" }.into(),
+                percent: None,
+                size: None,
+            })
         }
         Kind::Lvm => backend::lvm_status(rec.extra.as_deref().unwrap_or("")),
         Kind::Dm => super::dmsnap::status(rec),
@@ -117,10 +153,20 @@ pub fn status(rec: &Record) -> Result<Status, Failure> {
 
 /// True when `dir` is a mount point in this namespace.
 pub fn is_mounted(dir: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(dir) else { return false };
-    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
-    let want = canon.to_string_lossy().replace('\\', "\\134").replace(' ', "\\040").replace('\t', "\\011").replace('\n', "\\012");
-    mi.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    let Ok(canon) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = canon
+        .to_string_lossy()
+        .replace('\\', "\\134")
+        .replace(' ', "\\040")
+        .replace('\t', "\\011")
+        .replace('\n', "\\012");
+    mi.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 /// Mount the snapshot read-only at `dir`: a read-only bind mount for path backends, the
@@ -129,7 +175,10 @@ pub fn mount(rec: &Record, dir: &Path) -> Result<(), Failure> {
     use nix::mount::{mount, MsFlags};
     let kind = Kind::parse(&rec.backend).unwrap_or(Kind::Reflink);
     if !dir.is_dir() {
-        return Err(Failure::failed(format!("{}: mount point is not a directory", dir.display())));
+        return Err(Failure::failed(format!(
+            "{}: mount point is not a directory",
+            dir.display()
+        )));
     }
     if kind.is_block() {
         let xfs = Command::new("blkid")
@@ -138,17 +187,33 @@ pub fn mount(rec: &Record, dir: &Path) -> Result<(), Failure> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "xfs")
             .unwrap_or(false);
         let opts = if xfs { "ro,nouuid" } else { "ro" };
-        let out = Command::new("mount").args(["-o", opts, &rec.snapshot]).arg(dir).output().map_err(|e| Failure::io("mount", &e))?;
+        let out = Command::new("mount")
+            .args(["-o", opts, &rec.snapshot])
+            .arg(dir)
+            .output()
+            .map_err(|e| Failure::io("mount", &e))?;
         if !out.status.success() {
             let e = String::from_utf8_lossy(&out.stderr);
-            return Err(Failure::failed(format!("{}: mount failed: {}", dir.display(), e.trim())));
+            return Err(Failure::failed(format!(
+                "{}: mount failed: {}",
+                dir.display(),
+                e.trim()
+            )));
         }
         return Ok(());
     }
     let src = Path::new(&rec.snapshot);
-    let ctx = |e: nix::errno::Errno| Failure::failed(format!("{}: mount failed: {}", dir.display(), e.desc()));
+    let ctx = |e: nix::errno::Errno| {
+        Failure::failed(format!("{}: mount failed: {}", dir.display(), e.desc()))
+    };
     mount(Some(src), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(ctx)?;
-    if let Err(e) = mount(None::<&str>, dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>) {
+    if let Err(e) = mount(
+        None::<&str>,
+        dir,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    ) {
         let _ = nix::mount::umount(dir);
         return Err(ctx(e));
     }
@@ -156,7 +221,8 @@ pub fn mount(rec: &Record, dir: &Path) -> Result<(), Failure> {
 }
 
 pub fn umount(dir: &Path) -> Result<(), Failure> {
-    nix::mount::umount(dir).map_err(|e| Failure::failed(format!("{}: umount failed: {}", dir.display(), e.desc())))
+    nix::mount::umount(dir)
+        .map_err(|e| Failure::failed(format!("{}: umount failed: {}", dir.display(), e.desc())))
 }
 
 /// Work that can wait until writers run again: for lvm, register the new snapshot with
@@ -165,7 +231,10 @@ pub fn after_release(kind: Kind, rec: &Record) {
     if kind == Kind::Lvm {
         if let Some(vg_lv) = rec.extra.as_deref() {
             if let Err(f) = backend::run_tool("lvchange", &["-q", "--monitor", "y", vg_lv]) {
-                eprintln!("lvsnap: {}: warning: dmeventd monitoring not enabled: {}", rec.name, f.msg);
+                eprintln!(
+                    "lvsnap: {}: warning: dmeventd monitoring not enabled: {}",
+                    rec.name, f.msg
+                );
             }
         }
     }

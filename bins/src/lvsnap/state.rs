@@ -38,7 +38,9 @@ pub struct Record {
 
 /// The state directory.
 pub fn dir() -> PathBuf {
-    std::env::var_os("LVSNAP_STATE_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/lvsnap"))
+    std::env::var_os("LVSNAP_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/lvsnap"))
 }
 
 fn path_of(name: &str) -> PathBuf {
@@ -51,7 +53,9 @@ pub fn check_name(name: &str) -> Result<(), Failure> {
         && name.len() <= 64
         && !name.starts_with('-')
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -79,7 +83,10 @@ impl Record {
         match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
             Ok(_) => self.save(),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(Failure::failed(format!("{}: a snapshot with this name exists (see lvsnap list)", self.name)))
+                Err(Failure::failed(format!(
+                    "{}: a snapshot with this name exists (see lvsnap list)",
+                    self.name
+                )))
             }
             Err(e) => Err(Failure::io(p.display(), &e)),
         }
@@ -90,11 +97,14 @@ impl Record {
         let text = match fs::read_to_string(&p) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Failure::failed(format!("{name}: no such snapshot (see lvsnap list)")))
+                return Err(Failure::failed(format!(
+                    "{name}: no such snapshot (see lvsnap list)"
+                )))
             }
             Err(e) => return Err(Failure::io(p.display(), &e)),
         };
-        serde_json::from_str(&text).map_err(|e| Failure::failed(format!("{}: bad record: {e}", p.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| Failure::failed(format!("{}: bad record: {e}", p.display())))
     }
 
     pub fn delete(&self) -> Result<(), Failure> {
@@ -107,7 +117,9 @@ impl Record {
 
     /// True when the process that wrote the record is still running (a create in progress).
     pub fn owner_alive(&self) -> bool {
-        self.pid != std::process::id() && Path::new(&format!("/proc/{}", self.pid)).exists() && self.state == "creating"
+        self.pid != std::process::id()
+            && Path::new(&format!("/proc/{}", self.pid)).exists()
+            && self.state == "creating"
     }
 }
 

@@ -19,7 +19,8 @@ pub struct Watchdog {
 impl Watchdog {
     /// Start a watchdog that resumes `resume` dm devices on lvsnap's death.
     pub fn start(resume: &[String], thaw: &[String]) -> Result<Watchdog, Failure> {
-        let exe = std::env::current_exe().map_err(|e| Failure::io("cannot find lvsnap's own executable", &e))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| Failure::io("cannot find lvsnap's own executable", &e))?;
         let mut cmd = Command::new(exe);
         cmd.arg("__watchdog");
         for r in resume {
@@ -28,7 +29,12 @@ impl Watchdog {
         for t in thaw {
             cmd.arg("--thaw").arg(t);
         }
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().map_err(|e| Failure::io("watchdog", &e))?;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Failure::io("watchdog", &e))?;
         // Wait until it is armed (its own setup done) before the caller suspends.
         let mut line = String::new();
         let out = child.stdout.take().expect("piped");
@@ -63,7 +69,11 @@ pub fn run(resume: &[String], _thaw: &[String]) -> Result<u8, Failure> {
     // Leave the caller's process group so a terminal ^C does not kill us with it.
     let _ = nix::unistd::setsid();
     let _ = std::env::set_current_dir("/");
-    let ctl = if resume.is_empty() { None } else { Some(lampvault::dm::Control::open().map_err(|e| Failure::failed(e.to_string()))?) };
+    let ctl = if resume.is_empty() {
+        None
+    } else {
+        Some(lampvault::dm::Control::open().map_err(|e| Failure::failed(e.to_string()))?)
+    };
     println!("armed");
     let _ = std::io::stdout().flush();
     let mut line = String::new();

@@ -27,7 +27,14 @@ fn kind_of(file: &File, name: &str) -> Result<FdKind, Failure> {
 /// Open IN (`-` = stdin) for reading.
 pub fn open_in(path: &str) -> Result<End, Failure> {
     let (file, name) = if is_stdio(path) {
-        (io::stdin().as_fd().try_clone_to_owned().map(File::from).ctx("stdin")?, "stdin".to_string())
+        (
+            io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .ctx("stdin")?,
+            "stdin".to_string(),
+        )
     } else {
         (File::open(path).ctx(path)?, path.to_string())
     };
@@ -63,31 +70,68 @@ pub fn open_out(path: &str, direct: bool) -> Result<(End, Option<DirectFile>), F
         if direct {
             return Err(Failure::usage("--direct needs -o DEVICE, not stdout"));
         }
-        let file = io::stdout().as_fd().try_clone_to_owned().map(File::from).ctx("stdout")?;
+        let file = io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(File::from)
+            .ctx("stdout")?;
         let kind = kind_of(&file, "stdout")?;
-        return Ok((End { file, kind, name: "stdout".into() }, None));
+        return Ok((
+            End {
+                file,
+                kind,
+                name: "stdout".into(),
+            },
+            None,
+        ));
     }
     let p = Path::new(path);
     if direct {
         let d = open_direct(p).ctx(path)?;
         // A second, buffered descriptor: for fstat and for rewriting the header at the end.
-        let probe = OpenOptions::new().read(true).write(true).open(p).ctx(path)?;
+        let probe = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p)
+            .ctx(path)?;
         let kind = kind_of(&probe, path)?;
         if kind != FdKind::BlockDevice {
-            return Err(Failure::usage(format!("{path}: --direct is for block devices")));
+            return Err(Failure::usage(format!(
+                "{path}: --direct is for block devices"
+            )));
         }
-        return Ok((End { file: probe, kind, name: path.into() }, Some(d)));
+        return Ok((
+            End {
+                file: probe,
+                kind,
+                name: path.into(),
+            },
+            Some(d),
+        ));
     }
     // Devices must not be created or truncated; regular files are.
-    let existing_dev = std::fs::metadata(p).map(|m| !m.is_file() && !m.is_dir()).unwrap_or(false);
+    let existing_dev = std::fs::metadata(p)
+        .map(|m| !m.is_file() && !m.is_dir())
+        .unwrap_or(false);
     let file = if existing_dev {
         OpenOptions::new().write(true).open(p)
     } else {
-        OpenOptions::new().write(true).create(true).truncate(true).open(p)
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)
     }
     .ctx(path)?;
     let kind = kind_of(&file, path)?;
-    Ok((End { file, kind, name: path.into() }, None))
+    Ok((
+        End {
+            file,
+            kind,
+            name: path.into(),
+        },
+        None,
+    ))
 }
 
 /// The offset where a header written now can be rewritten later, if it can: a regular file
@@ -96,7 +140,11 @@ pub fn rewrite_offset(end: &mut End) -> Option<u64> {
     if !end.kind.is_seekable() {
         return None;
     }
-    let flags = fcntl(std::os::fd::AsRawFd::as_raw_fd(&end.file), FcntlArg::F_GETFL).ok()?;
+    let flags = fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&end.file),
+        FcntlArg::F_GETFL,
+    )
+    .ok()?;
     if OFlag::from_bits_truncate(flags).contains(OFlag::O_APPEND) {
         return None;
     }

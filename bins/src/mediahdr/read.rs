@@ -26,14 +26,17 @@ struct First {
 
 fn position(input: &End, m: &ArgMatches) -> Result<(), Failure> {
     if let Some(&n) = m.get_one::<i32>("file") {
-        tape::goto_file(input.file.as_fd(), n).map_err(|e| Failure::failed(format!("{}: --file {n}: {e}", input.name)))?;
+        tape::goto_file(input.file.as_fd(), n)
+            .map_err(|e| Failure::failed(format!("{}: --file {n}: {e}", input.name)))?;
     }
     Ok(())
 }
 
 fn read_first(input: &mut End, bs: usize, buf: &mut AlignedBuf) -> Result<First, Failure> {
     let got = if input.kind == FdKind::Tape {
-        let mut r = RecordReader::new(&mut input.file, buf.len()).ctx("buffer")?.tape(true);
+        let mut r = RecordReader::new(&mut input.file, buf.len())
+            .ctx("buffer")?
+            .tape(true);
         let n = r.next_record().ctx(&input.name)?.map_or(0, <[u8]>::len);
         drop(r);
         n
@@ -41,23 +44,40 @@ fn read_first(input: &mut End, bs: usize, buf: &mut AlignedBuf) -> Result<First,
         read_full(&mut input.file, &mut buf.as_mut_slice()[..bs]).ctx(&input.name)?
     };
     let block = if input.kind == FdKind::Tape { got } else { bs };
-    Ok(First { header: amanda::parse(&buf.as_slice()[..got]), got, block })
+    Ok(First {
+        header: amanda::parse(&buf.as_slice()[..got]),
+        got,
+        block,
+    })
 }
 
 fn buffer_for(input: &End, bs: usize) -> Result<AlignedBuf, Failure> {
-    AlignedBuf::new(if input.kind == FdKind::Tape { bs.max(TAPE_READ) } else { bs }).ctx("buffer")
+    AlignedBuf::new(if input.kind == FdKind::Tape {
+        bs.max(TAPE_READ)
+    } else {
+        bs
+    })
+    .ctx("buffer")
 }
 
 /// The header, or the failure that says why there is none. `strict`: a short block fails.
 fn require_header(first: First, name: &str, strict: bool) -> Result<Header, Failure> {
     if first.got == 0 {
-        return Err(Failure::new(exit::TRUNCATED, format!("{name}: empty input: no header block")));
+        return Err(Failure::new(
+            exit::TRUNCATED,
+            format!("{name}: empty input: no header block"),
+        ));
     }
-    let h = first.header.map_err(|w| Failure::new(exit::NOT_A_HEADER, format!("{name}: {w}")))?;
+    let h = first
+        .header
+        .map_err(|w| Failure::new(exit::NOT_A_HEADER, format!("{name}: {w}")))?;
     if strict && first.got < first.block {
         return Err(Failure::new(
             exit::TRUNCATED,
-            format!("{name}: truncated header block: {} of {} bytes", first.got, first.block),
+            format!(
+                "{name}: truncated header block: {} of {} bytes",
+                first.got, first.block
+            ),
         ));
     }
     Ok(h)
@@ -77,7 +97,10 @@ fn to_json(h: &Header) -> String {
             "compressed" | "encrypted" | "is_partial" | "dle_present" => (v == "1").to_string(),
             _ => serde_json::Value::String(v.clone()).to_string(),
         };
-        map.push(format!("{}:{val}", serde_json::Value::String(k.to_string())));
+        map.push(format!(
+            "{}:{val}",
+            serde_json::Value::String(k.to_string())
+        ));
     }
     format!("{{{}}}\n", map.join(","))
 }
@@ -96,28 +119,50 @@ pub fn show(m: &ArgMatches) -> Result<u8, Failure> {
     let (input, _buf, first) = open_first(m)?;
     let name = input.name.clone();
     if first.got == 0 {
-        return Err(Failure::new(exit::TRUNCATED, format!("{name}: empty input: no header block")));
+        return Err(Failure::new(
+            exit::TRUNCATED,
+            format!("{name}: empty input: no header block"),
+        ));
     }
     let (h, verdict) = match &first.header {
         Ok(h) => (h.clone(), None),
-        Err(w) => ((*w.partial).clone(), Some(Failure::new(exit::NOT_A_HEADER, format!("{name}: {w}")))),
+        Err(w) => (
+            (*w.partial).clone(),
+            Some(Failure::new(exit::NOT_A_HEADER, format!("{name}: {w}"))),
+        ),
     };
     let text = if m.get_flag("json") {
         to_json(&h)
     } else {
-        h.fields().iter().map(|(k, v)| format!("{k}={}\n", esc(v))).collect()
+        h.fields()
+            .iter()
+            .map(|(k, v)| format!("{k}={}\n", esc(v)))
+            .collect()
     };
-    std::io::stdout().lock().write_all(text.as_bytes()).ctx("stdout")?;
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .ctx("stdout")?;
     if let Some(f) = verdict {
         return Err(f);
     }
     if first.got < first.block {
-        return Err(Failure::new(exit::TRUNCATED, format!("{name}: truncated header block: {} of {} bytes", first.got, first.block)));
+        return Err(Failure::new(
+            exit::TRUNCATED,
+            format!(
+                "{name}: truncated header block: {} of {} bytes",
+                first.got, first.block
+            ),
+        ));
     }
     if !h.truncated.is_empty() {
         return Err(Failure::new(
             exit::OVERLONG,
-            format!("{name}: field {} longer than Amanda's {} bytes: cut as Amanda cuts it", h.truncated.join(", "), amanda::FIELD_MAX),
+            format!(
+                "{name}: field {} longer than Amanda's {} bytes: cut as Amanda cuts it",
+                h.truncated.join(", "),
+                amanda::FIELD_MAX
+            ),
         ));
     }
     Ok(0)
@@ -141,18 +186,26 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
     let (mut input, buf, first) = open_first(m)?;
     let name = input.name.clone();
     let h = require_header(first, &name, true)?;
-    let check = if m.get_flag("no-verify") { None } else { crc_to_check(&h) };
+    let check = if m.get_flag("no-verify") {
+        None
+    } else {
+        crc_to_check(&h)
+    };
     let (mut out, _) = open_out(m.get_one::<String>("output").expect("default"), false)?;
     let out_name = out.name.clone();
     let tape_in = input.kind == FdKind::Tape;
     let input_kind = input.kind;
     let mut progress = Progress::new("mediahdr", progress_wanted(m.get_flag("progress")));
     let (mut crc, mut len) = (0u32, 0u64);
-    let mut r = RecordReader::new(&mut input.file, buf.len()).ctx("buffer")?.tape(tape_in);
+    let mut r = RecordReader::new(&mut input.file, buf.len())
+        .ctx("buffer")?
+        .tape(tape_in);
     // A block device is larger than what was written to it: when the header records the
     // payload's size (SERVER-CRC of a whole dump), stop there instead of copying the rest.
     let limit = match (input_kind, &h.kind) {
-        (FdKind::BlockDevice, Kind::File) if h.server_crc.crc != 0 && h.cont_filename.is_empty() => {
+        (FdKind::BlockDevice, Kind::File)
+            if h.server_crc.crc != 0 && h.cont_filename.is_empty() =>
+        {
             Some(h.server_crc.size.max(0) as u64)
         }
         _ => None,
@@ -175,10 +228,17 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
     progress.done();
     if m.get_flag("verbose") {
         let secs = progress.elapsed().as_secs_f64();
-        crate::common::warn(format_args!("mediahdr: {name}: {len} bytes of payload, {:.3} s, {:.1} MB/s", secs, len as f64 / secs.max(1e-9) / 1e6));
+        crate::common::warn(format_args!(
+            "mediahdr: {name}: {len} bytes of payload, {:.3} s, {:.1} MB/s",
+            secs,
+            len as f64 / secs.max(1e-9) / 1e6
+        ));
     }
     if let Some((want, strict)) = check {
-        let got = amanda::Crc { crc, size: len as i64 };
+        let got = amanda::Crc {
+            crc,
+            size: len as i64,
+        };
         let same_size = want.size == got.size;
         if (strict || same_size) && got != want {
             return Err(Failure::new(
@@ -192,7 +252,10 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
 
 /// Single-quote a path for a shell when it needs it.
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%=".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%=".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -227,10 +290,22 @@ pub fn restore_cmd(m: &ArgMatches) -> Result<u8, Failure> {
     let block = first.block;
     let h = require_header(first, &input.name, true)?;
     if !h.kind.is_dump() {
-        return Err(Failure::failed(format!("{}: a {} header has no payload to restore", input.name, h.kind.name())));
+        return Err(Failure::failed(format!(
+            "{}: a {} header has no payload to restore",
+            input.name,
+            h.kind.name()
+        )));
     }
-    let src = if crate::common::is_stdio(&path) { "/dev/stdin".to_string() } else { shell_quote(&path) };
-    let bs_arg = if block % 1024 == 0 { format!("{}k", block / 1024) } else { block.to_string() };
+    let src = if crate::common::is_stdio(&path) {
+        "/dev/stdin".to_string()
+    } else {
+        shell_quote(&path)
+    };
+    let bs_arg = if block % 1024 == 0 {
+        format!("{}k", block / 1024)
+    } else {
+        block.to_string()
+    };
     println!("dd if={src} bs={bs_arg} skip=1{}", restore_pipeline(&h));
     Ok(0)
 }
@@ -278,7 +353,10 @@ pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
             };
             let mut buf = buffer_for(&input, bs)?;
             let first = read_first(&mut input, bs, &mut buf)?;
-            let fname = p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let fname = p
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let line = list_line(Some(n), &first.header);
             let line = format!("{}\t{fname}\n", line.trim_end());
             out.write_all(line.as_bytes()).ctx("stdout")?;
@@ -290,9 +368,13 @@ pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
         let mut buf = buffer_for(&input, bs)?;
         let first = read_first(&mut input, bs, &mut buf)?;
         if first.got == 0 {
-            return Err(Failure::new(exit::TRUNCATED, format!("{path}: empty input: no header block")));
+            return Err(Failure::new(
+                exit::TRUNCATED,
+                format!("{path}: empty input: no header block"),
+            ));
         }
-        out.write_all(list_line(None, &first.header).as_bytes()).ctx("stdout")?;
+        out.write_all(list_line(None, &first.header).as_bytes())
+            .ctx("stdout")?;
         return Ok(0);
     }
     // A tape: rewind, then one header per file, skipping to the next filemark each time.
@@ -304,11 +386,11 @@ pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
         if first.got == 0 {
             break; // end of data: two filemarks in a row
         }
-        out.write_all(list_line(Some(n), &first.header).as_bytes()).ctx("stdout")?;
+        out.write_all(list_line(Some(n), &first.header).as_bytes())
+            .ctx("stdout")?;
         if let Err(e) = tape::fsf(fd.as_fd(), 1) {
             return Err(Failure::failed(format!("{path}: after file {n}: {e}")));
         }
     }
     Ok(0)
 }
-

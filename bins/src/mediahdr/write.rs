@@ -40,20 +40,36 @@ fn piped(c: String) -> String {
 }
 
 fn first_word(cmd: &str) -> String {
-    cmd.split_whitespace().next().unwrap_or_default().to_string()
+    cmd.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn parse_part(p: &str) -> Result<(i32, i32), Failure> {
-    let bad = || Failure::usage(format!("--part '{p}': expected K/N, e.g. 1/3, or 1/-1 when the total is unknown"));
+    let bad = || {
+        Failure::usage(format!(
+            "--part '{p}': expected K/N, e.g. 1/3, or 1/-1 when the total is unknown"
+        ))
+    };
     let (k, n) = p.split_once('/').ok_or_else(bad)?;
-    Ok((k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?))
+    Ok((
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 fn header_from_args(m: &ArgMatches, bs: usize) -> Result<Header, Failure> {
     let program = s(m, "program").unwrap_or_default();
     let recover = match s(m, "recover-cmd") {
         Some(r) => r,
-        None if program.rsplit('/').next().is_some_and(|b| b.contains("tar")) => format!("{program} -xpGf - ..."),
+        None if program
+            .rsplit('/')
+            .next()
+            .is_some_and(|b| b.contains("tar")) =>
+        {
+            format!("{program} -xpGf - ...")
+        }
         None => String::new(),
     };
     let mut h = Header {
@@ -93,14 +109,19 @@ fn header_from_args(m: &ArgMatches, bs: usize) -> Result<Header, Failure> {
         h.kind = Kind::SplitFile;
     }
     if h.recover_cmd.is_empty() && (h.compressed || h.encrypted) {
-        return Err(Failure::usage("--recover-cmd is needed with --uncompress-cmd/--decrypt-cmd when --program is not tar"));
+        return Err(Failure::usage(
+            "--recover-cmd is needed with --uncompress-cmd/--decrypt-cmd when --program is not tar",
+        ));
     }
     Ok(h)
 }
 
 /// Put the CRC lines of a payload of `len` bytes with CRC-32C `crc` into `h`.
 fn set_crc(h: &mut Header, crc: u32, len: u64) {
-    let c = Crc { crc, size: len as i64 };
+    let c = Crc {
+        crc,
+        size: len as i64,
+    };
     h.server_crc = c;
     if !h.compressed && !h.encrypted {
         h.native_crc = c;
@@ -110,7 +131,8 @@ fn set_crc(h: &mut Header, crc: u32, len: u64) {
 }
 
 fn build(h: &Header, bs: usize) -> Result<Vec<u8>, Failure> {
-    h.to_block(bs).map_err(|e| Failure::usage(format!("header: {e}")))
+    h.to_block(bs)
+        .map_err(|e| Failure::usage(format!("header: {e}")))
 }
 
 /// CRC-32C and length of the rest of a regular file, then back to where it was.
@@ -137,7 +159,11 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
     build(&header, bs)?;
     let mut input = open_in(m.get_one::<String>("input").expect("default"))?;
     let split = header.kind == Kind::SplitFile;
-    let known = if input.kind == FdKind::Regular && !split { Some(prescan(&mut input)?) } else { None };
+    let known = if input.kind == FdKind::Regular && !split {
+        Some(prescan(&mut input)?)
+    } else {
+        None
+    };
     if let Some((crc, len)) = known {
         set_crc(&mut header, crc, len);
     }
@@ -146,17 +172,34 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
     let mut buf = AlignedBuf::new(bs).ctx("buffer")?;
     let mut n = read_full(&mut input.file, buf.as_mut_slice()).ctx(&input.name)?;
     if n == 0 {
-        return Err(Failure::new(exit::TRUNCATED, format!("{}: empty input: nothing to put behind a header", input.name)));
+        return Err(Failure::new(
+            exit::TRUNCATED,
+            format!(
+                "{}: empty input: nothing to put behind a header",
+                input.name
+            ),
+        ));
     }
 
-    let (mut out, direct) = open_out(m.get_one::<String>("output").expect("default"), m.get_flag("direct"))?;
+    let (mut out, direct) = open_out(
+        m.get_one::<String>("output").expect("default"),
+        m.get_flag("direct"),
+    )?;
     let is_tape = out.kind == FdKind::Tape;
-    let rewrite_at = if known.is_none() && !split { rewrite_offset(&mut out) } else { None };
+    let rewrite_at = if known.is_none() && !split {
+        rewrite_offset(&mut out)
+    } else {
+        None
+    };
     let first = build(&header, bs)?;
     let out_name = out.name.clone();
     let mut w = match direct {
-        Some(d) => RecordWriter::new(Out::Direct(d), bs).ctx("buffer")?.copy_always(true),
-        None => RecordWriter::new(Out::Plain(out.file.try_clone().ctx(&out_name)?), bs).ctx("buffer")?,
+        Some(d) => RecordWriter::new(Out::Direct(d), bs)
+            .ctx("buffer")?
+            .copy_always(true),
+        None => {
+            RecordWriter::new(Out::Plain(out.file.try_clone().ctx(&out_name)?), bs).ctx("buffer")?
+        }
     }
     .tape(is_tape);
     w.write_bytes(&first).ctx(&out_name)?;
@@ -180,7 +223,9 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
     progress.done();
     if let Some(off) = rewrite_at {
         set_crc(&mut header, crc, len);
-        out.file.write_all_at(&build(&header, bs)?, off).ctx(&out_name)?;
+        out.file
+            .write_all_at(&build(&header, bs)?, off)
+            .ctx(&out_name)?;
     }
     if is_tape {
         tape::weof(out.file.as_fd(), 1).map_err(|e| Failure::failed(format!("{out_name}: {e}")))?;
@@ -204,9 +249,17 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
 pub fn marker(m: &ArgMatches, start: bool) -> Result<u8, Failure> {
     let bs = block_size(m)?;
     let h = Header {
-        kind: if start { Kind::TapeStart } else { Kind::TapeEnd },
+        kind: if start {
+            Kind::TapeStart
+        } else {
+            Kind::TapeEnd
+        },
         datestamp: s(m, "date").unwrap_or_else(now_datestamp),
-        name: if start { s(m, "label").unwrap_or_default() } else { String::new() },
+        name: if start {
+            s(m, "label").unwrap_or_default()
+        } else {
+            String::new()
+        },
         ..Header::default()
     };
     let block = build(&h, bs)?;
@@ -218,4 +271,3 @@ pub fn marker(m: &ArgMatches, start: bool) -> Result<u8, Failure> {
     }
     Ok(0)
 }
-

@@ -32,7 +32,10 @@ fn scan(root: &Path) -> Result<archive::Scan, Failure> {
 fn info(root: &Path) -> Result<Option<ArchiveInfo>, Failure> {
     match archive::read_info(root).ctx(root.join(INFO_FILE).display())? {
         Some(Ok(i)) => Ok(Some(i)),
-        Some(Err(e)) => Err(Failure::failed(format!("{}: {e}", root.join(INFO_FILE).display()))),
+        Some(Err(e)) => Err(Failure::failed(format!(
+            "{}: {e}",
+            root.join(INFO_FILE).display()
+        ))),
         None => Ok(None),
     }
 }
@@ -43,7 +46,11 @@ pub fn cleanup(m: &ArgMatches) -> Result<u8, Failure> {
     let cut = WalName::parse(cut_s)
         .ok()
         .filter(|w| !matches!(w.kind, WalKind::History))
-        .ok_or_else(|| Failure::usage(format!("{cut_s}: invalid file name argument (want a segment, .partial or .backup name)")))?;
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{cut_s}: invalid file name argument (want a segment, .partial or .backup name)"
+            ))
+        })?;
     let dry = m.get_flag("dry-run");
     let backups = m.get_flag("clean-backup-history");
     let s = scan(root)?;
@@ -75,7 +82,11 @@ pub fn cleanup(m: &ArgMatches) -> Result<u8, Failure> {
             }
             Err(err) => {
                 errors += 1;
-                eprintln!("walarchive: {}: {}", e.path.display(), crate::common::errno_text(&err));
+                eprintln!(
+                    "walarchive: {}: {}",
+                    e.path.display(),
+                    crate::common::errno_text(&err)
+                );
             }
         }
     }
@@ -89,7 +100,9 @@ pub fn cleanup(m: &ArgMatches) -> Result<u8, Failure> {
         durable::sync_dir(root).ctx(root.display())?;
     }
     if errors > 0 {
-        return Err(Failure::failed(format!("{errors} file(s) could not be removed")));
+        return Err(Failure::failed(format!(
+            "{errors} file(s) could not be removed"
+        )));
     }
     Ok(0)
 }
@@ -132,7 +145,9 @@ fn gaps(segnos: &BTreeSet<u64>) -> Vec<(u64, u64)> {
 }
 
 fn seg_name(tli: u32, n: u64, seg_size: u32) -> String {
-    WalName::segment_from_segno(tli, n, seg_size).map(|w| w.to_string()).unwrap_or_default()
+    WalName::segment_from_segno(tli, n, seg_size)
+        .map(|w| w.to_string())
+        .unwrap_or_default()
 }
 
 pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
@@ -142,16 +157,26 @@ pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
         if s.entries.is_empty() {
             return Ok(0);
         }
-        return Err(Failure::failed(format!("{}: no {INFO_FILE} although files are archived", root.display())));
+        return Err(Failure::failed(format!(
+            "{}: no {INFO_FILE} although files are archived",
+            root.display()
+        )));
     };
     let seg = info.seg_size;
     let tls = group(&s.entries, seg);
     let mut timelines = Vec::new();
     let mut text = String::new();
     for (tli, t) in &tls {
-        let (first, last) = (*t.segnos.first().expect("non-empty"), *t.segnos.last().expect("non-empty"));
+        let (first, last) = (
+            *t.segnos.first().expect("non-empty"),
+            *t.segnos.last().expect("non-empty"),
+        );
         let original = t.segnos.len() as u64 * u64::from(seg);
-        let ratio = if t.stored > 0 { original as f64 / t.stored as f64 } else { 0.0 };
+        let ratio = if t.stored > 0 {
+            original as f64 / t.stored as f64
+        } else {
+            0.0
+        };
         let g = gaps(&t.segnos);
         text.push_str(&format!(
             "timeline {tli}: {} .. {}, {} segments, {} gaps, {} -> {} bytes (ratio {ratio:.2})\n",
@@ -163,7 +188,11 @@ pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
             t.stored
         ));
         for (a, b) in &g {
-            text.push_str(&format!("  gap: {} .. {}\n", seg_name(*tli, *a, seg), seg_name(*tli, *b, seg)));
+            text.push_str(&format!(
+                "  gap: {} .. {}\n",
+                seg_name(*tli, *a, seg),
+                seg_name(*tli, *b, seg)
+            ));
         }
         timelines.push(serde_json::json!({
             "timeline": tli,
@@ -187,13 +216,19 @@ pub fn list(m: &ArgMatches) -> Result<u8, Failure> {
         };
         let mut detail = String::new();
         if w.kind == WalKind::History {
-            if let Ok(h) = fs::read(&e.path).map_err(|_| ()).and_then(|b| parse_history(w.tli, &b).map_err(|_| ())) {
+            if let Ok(h) = fs::read(&e.path)
+                .map_err(|_| ())
+                .and_then(|b| parse_history(w.tli, &b).map_err(|_| ()))
+            {
                 if let Some(last) = h.last() {
                     detail = format!("parent {} at {}", last.parent, format_lsn(last.switch_lsn));
                 }
             }
         }
-        text.push_str(&format!("{kind}: {w}{}{detail}\n", if detail.is_empty() { "" } else { " " }));
+        text.push_str(&format!(
+            "{kind}: {w}{}{detail}\n",
+            if detail.is_empty() { "" } else { " " }
+        ));
         others.push(serde_json::json!({"kind": kind, "name": w.to_string(), "detail": detail}));
     }
     let mut out = std::io::stdout().lock();
@@ -222,7 +257,10 @@ pub fn verify(m: &ArgMatches) -> Result<u8, Failure> {
         p(root, format!("no {INFO_FILE} although files are archived"));
     }
     for st in &s.strangers {
-        p(st, "not a walarchive file (or in the wrong directory)".into());
+        p(
+            st,
+            "not a walarchive file (or in the wrong directory)".into(),
+        );
     }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut histories: BTreeMap<u32, Vec<lampvault::wal::HistoryEntry>> = BTreeMap::new();
@@ -248,16 +286,21 @@ pub fn verify(m: &ArgMatches) -> Result<u8, Failure> {
             }
         };
         match w.kind {
-            WalKind::Segment | WalKind::Partial => match check_segment(&w, &data, info.map(|i| i.magic)) {
-                Ok(h) => {
-                    if let Some(i) = info {
-                        if h.sysid != i.system_id || h.seg_size != i.seg_size || h.magic != i.magic {
-                            p(&e.path, format!("system identifier {} / segment size {} / magic 0x{:04X} differ from the archive's", h.sysid, h.seg_size, h.magic));
+            WalKind::Segment | WalKind::Partial => {
+                match check_segment(&w, &data, info.map(|i| i.magic)) {
+                    Ok(h) => {
+                        if let Some(i) = info {
+                            if h.sysid != i.system_id
+                                || h.seg_size != i.seg_size
+                                || h.magic != i.magic
+                            {
+                                p(&e.path, format!("system identifier {} / segment size {} / magic 0x{:04X} differ from the archive's", h.sysid, h.seg_size, h.magic));
+                            }
                         }
                     }
+                    Err(err) => p(&e.path, err.to_string()),
                 }
-                Err(err) => p(&e.path, err.to_string()),
-            },
+            }
             WalKind::History => match parse_history(w.tli, &data) {
                 Ok(h) => {
                     histories.insert(w.tli, h);
@@ -285,7 +328,14 @@ pub fn verify(m: &ArgMatches) -> Result<u8, Failure> {
     if let Some(i) = info {
         for (tli, t) in group(&s.entries, i.seg_size) {
             for (a, b) in gaps(&t.segnos) {
-                p(root, format!("timeline {tli}: missing {} .. {}", seg_name(tli, a, i.seg_size), seg_name(tli, b, i.seg_size)));
+                p(
+                    root,
+                    format!(
+                        "timeline {tli}: missing {} .. {}",
+                        seg_name(tli, a, i.seg_size),
+                        seg_name(tli, b, i.seg_size)
+                    ),
+                );
             }
         }
     }
@@ -293,11 +343,19 @@ pub fn verify(m: &ArgMatches) -> Result<u8, Failure> {
         eprintln!("walarchive: {msg}");
     }
     if m.get_flag("verbose") {
-        eprintln!("walarchive: verified {} files, {} problems", s.entries.len(), problems.len());
+        eprintln!(
+            "walarchive: verified {} files, {} problems",
+            s.entries.len(),
+            problems.len()
+        );
     }
     if problems.is_empty() {
         Ok(0)
     } else {
-        Err(Failure::failed(format!("{}: {} problem(s) found", root.display(), problems.len())))
+        Err(Failure::failed(format!(
+            "{}: {} problem(s) found",
+            root.display(),
+            problems.len()
+        )))
     }
 }

@@ -49,7 +49,10 @@ pub fn entries_for(dir: &Path, wal_name: &str) -> io::Result<(Vec<Entry>, Vec<St
             temps.push(name.to_string());
         } else if StoredName::entry_is_for(name, wal_name) {
             if let Some(stored) = StoredName::parse(name) {
-                found.push(Entry { stored, path: dir.join(name) });
+                found.push(Entry {
+                    stored,
+                    path: dir.join(name),
+                });
             }
         }
     }
@@ -65,11 +68,17 @@ pub struct Scan {
 }
 
 fn is_subdir_name(n: &str) -> bool {
-    n.len() == 16 && n.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+    n.len() == 16
+        && n.bytes()
+            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
 }
 
 pub fn scan(root: &Path) -> io::Result<Scan> {
-    let mut s = Scan { entries: Vec::new(), temps: Vec::new(), strangers: Vec::new() };
+    let mut s = Scan {
+        entries: Vec::new(),
+        temps: Vec::new(),
+        strangers: Vec::new(),
+    };
     let mut dirs = vec![];
     for de in fs::read_dir(root)? {
         let de = de?;
@@ -109,7 +118,9 @@ fn classify(name: &str, path: PathBuf, subdir: Option<&str>, s: &mut Scan) {
         s.temps.push(path);
     } else if name == INFO_FILE && subdir.is_none() {
         // the archive's metadata
-    } else if let Some(stored) = StoredName::parse(name).filter(|st| st.wal.archive_subdir().as_deref() == subdir) {
+    } else if let Some(stored) =
+        StoredName::parse(name).filter(|st| st.wal.archive_subdir().as_deref() == subdir)
+    {
         s.entries.push(Entry { stored, path });
     } else {
         s.strangers.push(path);

@@ -31,7 +31,8 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
     let name_s = m.get_one::<String>("name").expect("required");
     let dest = PathBuf::from(m.get_one::<String>("path").expect("required"));
     let root = m.get_one::<PathBuf>("archive").expect("required");
-    let wal = WalName::parse(name_s).map_err(|e| fail(format!("{name_s}: invalid WAL file name: {e}")))?;
+    let wal = WalName::parse(name_s)
+        .map_err(|e| fail(format!("{name_s}: invalid WAL file name: {e}")))?;
     let name = wal.to_string();
 
     // "Definitely not there" needs a readable archive that is ours: an empty mount point of
@@ -53,9 +54,18 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
     let entry = match found.len() {
         0 => return Err(Failure::new(1, "")),
         1 => &found[0],
-        _ => return Err(fail(format!("{name}: archived more than once in {} (run walarchive verify)", dir.display()))),
+        _ => {
+            return Err(fail(format!(
+                "{name}: archived more than once in {} (run walarchive verify)",
+                dir.display()
+            )))
+        }
     };
-    let limit = if wal.has_pages() { info.seg_size as usize } else { 64 << 20 };
+    let limit = if wal.has_pages() {
+        info.seg_size as usize
+    } else {
+        64 << 20
+    };
     let bytes = fs::read(&entry.path).map_err(|e| io_fail(entry.path.display(), &e))?;
     let data = decode_stored(&entry.stored, &bytes, limit)
         .map_err(|e| fail(format!("{name}: {} is corrupt: {e}", entry.path.display())))?;
@@ -73,7 +83,8 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
             }
         }
         WalKind::History => {
-            parse_history(wal.tli, &data).map_err(|e| fail(format!("{name}: {}: {e}", entry.path.display())))?;
+            parse_history(wal.tli, &data)
+                .map_err(|e| fail(format!("{name}: {}: {e}", entry.path.display())))?;
         }
         WalKind::Backup { .. } => {}
     }
@@ -90,7 +101,9 @@ fn write_dest(dest: &Path, data: &[u8]) -> Result<(), Failure> {
     let base = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp_name = format!("{TEMP_PREFIX}{base}.{}", std::process::id());
     let _ = fs::remove_file(parent.join(&tmp_name));
-    let mut t = TempFile::create(&parent, &tmp_name, 0o600).map_err(|e| io_fail(dest.display(), &e))?;
+    let mut t =
+        TempFile::create(&parent, &tmp_name, 0o600).map_err(|e| io_fail(dest.display(), &e))?;
     t.write_all(data).map_err(|e| io_fail(dest.display(), &e))?;
-    t.persist_replace(dest).map_err(|e| io_fail(dest.display(), &e))
+    t.persist_replace(dest)
+        .map_err(|e| io_fail(dest.display(), &e))
 }

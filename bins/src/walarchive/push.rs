@@ -55,13 +55,23 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
             .unwrap_or_else(cpus),
     };
     let ahead = usize::from(*m.get_one::<u16>("ahead").expect("default"));
-    let wal = WalName::parse(name_s).map_err(|e| Failure::failed(format!("{name_s}: invalid WAL file name: {e}")))?;
+    let wal = WalName::parse(name_s)
+        .map_err(|e| Failure::failed(format!("{name_s}: invalid WAL file name: {e}")))?;
     match fs::metadata(root) {
         Ok(md) if md.is_dir() => {}
-        Ok(_) => return Err(Failure::failed(format!("{}: archive is not a directory", root.display()))),
+        Ok(_) => {
+            return Err(Failure::failed(format!(
+                "{}: archive is not a directory",
+                root.display()
+            )))
+        }
         Err(e) => return Err(Failure::io(format_args!("{}: archive", root.display()), &e)),
     }
-    let next = if ahead > 0 && wal.kind == WalKind::Segment { ready_after(Path::new(path), &wal, ahead) } else { Vec::new() };
+    let next = if ahead > 0 && wal.kind == WalKind::Segment {
+        ready_after(Path::new(path), &wal, ahead)
+    } else {
+        Vec::new()
+    };
     if next.is_empty() {
         return push_one(Path::new(path), &wal, root, &o);
     }
@@ -69,15 +79,26 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
 }
 
 fn cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Segments after `wal` that PostgreSQL has marked `.ready` in `dirname(%p)/archive_status`
 /// (what it will ask for next), at most `n`, in the order it will ask.
 fn ready_after(path: &Path, wal: &WalName, n: usize) -> Vec<(PathBuf, WalName)> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    let Ok(rd) = fs::read_dir(dir.join("archive_status")) else { return Vec::new() };
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    let Ok(rd) = fs::read_dir(dir.join("archive_status")) else {
+        return Vec::new();
+    };
     let me = wal.to_string();
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -97,9 +118,18 @@ fn ready_after(path: &Path, wal: &WalName, n: usize) -> Vec<(PathBuf, WalName)> 
 /// exactly the same checks and durable steps as a single push. Only `%f`'s outcome decides
 /// the exit status; a failing segment ahead is left for PostgreSQL to ask for (and to get
 /// its own error then). Waits for all before exiting, so no push is cut short.
-fn push_ahead(path: &Path, wal: &WalName, next: Vec<(PathBuf, WalName)>, root: &Path, o: Opts) -> Result<u8, Failure> {
+fn push_ahead(
+    path: &Path,
+    wal: &WalName,
+    next: Vec<(PathBuf, WalName)>,
+    root: &Path,
+    o: Opts,
+) -> Result<u8, Failure> {
     let workers = o.threads.max(1).min(next.len() + 1);
-    let per = Opts { threads: (o.threads / workers).max(1), ..o };
+    let per = Opts {
+        threads: (o.threads / workers).max(1),
+        ..o
+    };
     let mut queue: Vec<(PathBuf, WalName)> = next;
     queue.reverse();
     let queue = std::sync::Mutex::new(queue);
@@ -142,11 +172,21 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
     let mut file = fs::File::open(path).ctx(path.display())?;
     let len = file.metadata().ctx(path.display())?.len();
     let streamed = wal.has_pages();
-    let want = if streamed { len.min(lz4frame::BLOCK_SIZE as u64) } else { len };
+    let want = if streamed {
+        len.min(lz4frame::BLOCK_SIZE as u64)
+    } else {
+        len
+    };
     let mut head = Vec::with_capacity(want as usize);
-    (&mut file).take(want).read_to_end(&mut head).ctx(path.display())?;
+    (&mut file)
+        .take(want)
+        .read_to_end(&mut head)
+        .ctx(path.display())?;
     if (head.len() as u64) < want {
-        return Err(Failure::failed(format!("{}: file shrank while being read", path.display())));
+        return Err(Failure::failed(format!(
+            "{}: file shrank while being read",
+            path.display()
+        )));
     }
     validate(root, &wal, &head, len, o)?;
     let dir = archive::dir_for(root, &wal);
@@ -167,9 +207,13 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
     let tmp_name = format!(
         "{TEMP_PREFIX}{name}.{}.{}",
         std::process::id(),
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
     );
-    let mut tmp = TempFile::create(&dir, &tmp_name, o.file_mode).map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
+    let mut tmp = TempFile::create(&dir, &tmp_name, o.file_mode)
+        .map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
     let written = if streamed {
         stream_content(head, &mut file, len, &mut tmp, compress, o)
     } else {
@@ -179,8 +223,14 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
         StreamError::Read(e) => Failure::io(path.display(), &e),
         StreamError::Write(e) => io_fail(&name, &dir, "writing", &e),
     })?;
-    tmp.file.sync_all().map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
-    let stored = StoredName { wal, hash, compressed: compress };
+    tmp.file
+        .sync_all()
+        .map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
+    let stored = StoredName {
+        wal,
+        hash,
+        compressed: compress,
+    };
 
     // Only one writer at a time may decide that the name is free (two pushes of different
     // content must not both succeed under different hashes).
@@ -203,7 +253,11 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
 }
 
 fn io_fail(name: &str, dir: &Path, what: &str, e: &io::Error) -> Failure {
-    Failure::failed(format!("{name}: {what} in {}: {}", dir.display(), errno_text(e)))
+    Failure::failed(format!(
+        "{name}: {what} in {}: {}",
+        dir.display(),
+        errno_text(e)
+    ))
 }
 
 /// The checks of spec §5.5 for segments, §4.1 for history files.
@@ -216,17 +270,26 @@ fn validate(root: &Path, wal: &WalName, data: &[u8], len: u64, o: &Opts) -> Resu
             let info = archive::read_info(root).ctx(root.join(INFO_FILE).display())?;
             let info = match info {
                 Some(Ok(i)) => Some(i),
-                Some(Err(e)) => return Err(Failure::failed(format!("{}: {e}", root.join(INFO_FILE).display()))),
+                Some(Err(e)) => {
+                    return Err(Failure::failed(format!(
+                        "{}: {e}",
+                        root.join(INFO_FILE).display()
+                    )))
+                }
                 None => None,
             };
             let accept = o.accept_magic.or(info.map(|i| i.magic));
-            let h = LongHeader::parse(data, accept).and_then(|h| h.check_against(wal, len).map(|()| h)).map_err(|e| {
-                let hint = match e {
-                    lampvault::wal::PageError::UnknownMagic { .. } => " (use --accept-magic for a development release)",
-                    _ => "",
-                };
-                bad(format!("{e}{hint}"))
-            })?;
+            let h = LongHeader::parse(data, accept)
+                .and_then(|h| h.check_against(wal, len).map(|()| h))
+                .map_err(|e| {
+                    let hint = match e {
+                        lampvault::wal::PageError::UnknownMagic { .. } => {
+                            " (use --accept-magic for a development release)"
+                        }
+                        _ => "",
+                    };
+                    bad(format!("{e}{hint}"))
+                })?;
             let want_sysid = o.system_id.or(info.map(|i| i.system_id));
             if let Some(want) = want_sysid {
                 if h.sysid != want {
@@ -239,7 +302,10 @@ fn validate(root: &Path, wal: &WalName, data: &[u8], len: u64, o: &Opts) -> Resu
             match info {
                 Some(i) => {
                     if h.seg_size != i.seg_size {
-                        return Err(bad(format!("segment size {} differs from the archive's {}", h.seg_size, i.seg_size)));
+                        return Err(bad(format!(
+                            "segment size {} differs from the archive's {}",
+                            h.seg_size, i.seg_size
+                        )));
                     }
                     if h.magic != i.magic {
                         return Err(bad(format!(
@@ -251,11 +317,21 @@ fn validate(root: &Path, wal: &WalName, data: &[u8], len: u64, o: &Opts) -> Resu
                         )));
                     }
                 }
-                None => record_info(root, ArchiveInfo { system_id: h.sysid, seg_size: h.seg_size, magic: h.magic }, o)?,
+                None => record_info(
+                    root,
+                    ArchiveInfo {
+                        system_id: h.sysid,
+                        seg_size: h.seg_size,
+                        magic: h.magic,
+                    },
+                    o,
+                )?,
             }
             Ok(())
         }
-        WalKind::History => parse_history(wal.tli, data).map(|_| ()).map_err(|e| bad(format!("invalid timeline history: {e}"))),
+        WalKind::History => parse_history(wal.tli, data)
+            .map(|_| ())
+            .map_err(|e| bad(format!("invalid timeline history: {e}"))),
         WalKind::Backup { .. } => {
             if std::str::from_utf8(data).is_err() || data.is_empty() {
                 return Err(bad("a backup history file must be non-empty text".into()));
@@ -278,7 +354,10 @@ fn record_info(root: &Path, info: ArchiveInfo, o: &Opts) -> Result<(), Failure> 
     let tmp = format!(
         "{TEMP_PREFIX}{INFO_FILE}.{}.{}",
         std::process::id(),
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
     );
     match durable::write_new(root, &tmp, INFO_FILE, info.format().as_bytes(), o.file_mode) {
         Ok(()) => Ok(()),
@@ -290,9 +369,18 @@ fn record_info(root: &Path, info: ArchiveInfo, o: &Opts) -> Result<(), Failure> 
                 other.system_id,
                 info.system_id
             ))),
-            _ => Err(Failure::failed(format!("{}: unreadable", root.join(INFO_FILE).display()))),
+            _ => Err(Failure::failed(format!(
+                "{}: unreadable",
+                root.join(INFO_FILE).display()
+            ))),
         },
-        Err(e) => Err(Failure::io(format_args!("{}: recording the archive's cluster", root.join(INFO_FILE).display()), &e)),
+        Err(e) => Err(Failure::io(
+            format_args!(
+                "{}: recording the archive's cluster",
+                root.join(INFO_FILE).display()
+            ),
+            &e,
+        )),
     }
 }
 
@@ -384,7 +472,10 @@ fn stream_content(
                 }
             }
             if next < nblocks {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "input ended early"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "input ended early",
+                ));
             }
             if compress {
                 put(out, &mut written, &lz4frame::END_MARK)?;
@@ -398,9 +489,15 @@ fn stream_content(
                 let (rx_c, tx_w) = (Arc::clone(&rx_c), tx_w.clone());
                 let level = o.level;
                 s.spawn(move || loop {
-                    let job = rx_c.lock().map(|r| r.recv()).unwrap_or(Err(std::sync::mpsc::RecvError));
+                    let job = rx_c
+                        .lock()
+                        .map(|r| r.recv())
+                        .unwrap_or(Err(std::sync::mpsc::RecvError));
                     let Ok((i, b)) = job else { break };
-                    if tx_w.send((i, Arc::new(lz4frame::encode_block(&b, level)))).is_err() {
+                    if tx_w
+                        .send((i, Arc::new(lz4frame::encode_block(&b, level))))
+                        .is_err()
+                    {
                         break;
                     }
                 });
@@ -416,7 +513,10 @@ fn stream_content(
                 match (&mut *file).take(want).read_to_end(&mut b) {
                     Ok(n) if n as u64 == want => block = b,
                     Ok(_) => {
-                        read_err = Some(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+                        read_err = Some(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shrank while being read",
+                        ));
                         break;
                     }
                     Err(e) => {
@@ -428,7 +528,11 @@ fn stream_content(
             done += block.len() as u64;
             let b = Arc::new(std::mem::take(&mut block));
             let _ = tx_h.send(Arc::clone(&b));
-            let _ = if compress { tx_c.send((i, b)) } else { tx_w.send((i, b)) };
+            let _ = if compress {
+                tx_c.send((i, b))
+            } else {
+                tx_w.send((i, b))
+            };
         }
         drop((tx_h, tx_c, tx_w));
         let w = writer.join().expect("writer thread");
@@ -441,7 +545,12 @@ fn stream_content(
     })
 }
 
-fn write_content(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> Result<[u8; 32], StreamError> {
+fn write_content(
+    out: &mut TempFile,
+    data: &[u8],
+    compress: bool,
+    o: &Opts,
+) -> Result<[u8; 32], StreamError> {
     write_whole(out, data, compress, o).map_err(StreamError::Write)
 }
 
@@ -468,7 +577,12 @@ fn write_whole(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> io:
 
 /// The name is archived already: exit 0 only for identical content whose stored copy is
 /// intact (then fsync it), refuse anything else (spec §1.4).
-fn already_archived(name: &str, dir: &Path, existing: &[Entry], hash: &[u8; 32]) -> Result<u8, Failure> {
+fn already_archived(
+    name: &str,
+    dir: &Path,
+    existing: &[Entry],
+    hash: &[u8; 32],
+) -> Result<u8, Failure> {
     if existing.len() > 1 {
         return Err(Failure::failed(format!(
             "{name}: archived more than once in {} (run walarchive verify)",
@@ -488,7 +602,10 @@ fn already_archived(name: &str, dir: &Path, existing: &[Entry], hash: &[u8; 32])
     // durable again (the earlier push may have died before its directory fsync).
     let f = fs::File::open(&e.path).ctx(e.path.display())?;
     if f.metadata().ctx(e.path.display())?.len() == 0 {
-        return Err(Failure::failed(format!("{name}: archived copy {} is empty (run walarchive verify)", e.path.display())));
+        return Err(Failure::failed(format!(
+            "{name}: archived copy {} is empty (run walarchive verify)",
+            e.path.display()
+        )));
     }
     f.sync_all().ctx(e.path.display())?;
     durable::sync_dir(dir).ctx(dir.display())?;

@@ -23,7 +23,10 @@ pub struct LoopFs {
 fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -45,7 +48,11 @@ impl LoopFs {
         }
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = PathBuf::from(format!("/var/tmp/lv-fsfreeze-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let dir = PathBuf::from(format!(
+            "/var/tmp/lv-fsfreeze-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let img = dir.join(format!("{kind}.img"));
         let mnt = dir.join("mnt");
@@ -53,7 +60,13 @@ impl LoopFs {
         // XFS needs >= 300 MB; sparse files cost nothing until written.
         let size: u64 = if kind == "xfs" { 320 << 20 } else { 128 << 20 };
         std::fs::File::create(&img).unwrap().set_len(size).unwrap();
-        let mut fs = LoopFs { kind, dir, img, dev: String::new(), mnt };
+        let mut fs = LoopFs {
+            kind,
+            dir,
+            img,
+            dev: String::new(),
+            mnt,
+        };
         // losetup -f races with parallel tests: retry.
         for attempt in 0.. {
             match run(Command::new("losetup").args(["-f", "--show"]).arg(&fs.img)) {
@@ -92,7 +105,9 @@ impl Drop for LoopFs {
             let start = Instant::now();
             loop {
                 let r = Command::new("umount").arg(&self.mnt).output();
-                if matches!(&r, Ok(o) if o.status.success()) || start.elapsed() > Duration::from_secs(10) {
+                if matches!(&r, Ok(o) if o.status.success())
+                    || start.elapsed() > Duration::from_secs(10)
+                {
                     break;
                 }
                 let _ = Command::new("fsfreeze").arg("-u").arg(&self.mnt).output();

@@ -7,7 +7,10 @@ use std::process::{Command, Output, Stdio};
 /// Path of one of this package's binaries (built by cargo before integration tests run).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile> directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory");
     dir.join(name)
 }
 
@@ -33,8 +36,14 @@ impl Scratch {
     pub fn new(tag: &str) -> Scratch {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let base = std::env::var_os("LAMPVAULT_TEST_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-        let p = base.join(format!("lv-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let base = std::env::var_os("LAMPVAULT_TEST_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let p = base.join(format!(
+            "lv-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         Scratch(p)
@@ -68,7 +77,10 @@ pub fn require(what: &str, present: bool) -> bool {
     if present {
         return true;
     }
-    if std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false) {
+    if std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+    {
         panic!("peer missing in CI: {what}");
     }
     eprintln!("SKIP: {what} is not available here");
@@ -80,14 +92,23 @@ pub fn is_root() -> bool {
     // SAFETY-free: read the effective uid from /proc.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 /// Run `cmd` with `stdin` bytes; return its output.
 pub fn run_with_input(cmd: &mut Command, stdin: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut si = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let t = std::thread::spawn(move || {
@@ -100,13 +121,19 @@ pub fn run_with_input(cmd: &mut Command, stdin: &[u8]) -> Output {
 
 /// Run a shell pipeline with bash (`set -o pipefail`), returning its output.
 pub fn sh(script: &str) -> Output {
-    Command::new("bash").arg("-c").arg(format!("set -eo pipefail\n{script}")).output().expect("bash")
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -eo pipefail\n{script}"))
+        .output()
+        .expect("bash")
 }
 
 /// Exit code, or 128+signal like a shell reports it.
 pub fn status_code(o: &Output) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    o.status.code().unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
+    o.status
+        .code()
+        .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
 }
 
 pub fn stderr(o: &Output) -> String {

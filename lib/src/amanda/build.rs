@@ -68,7 +68,10 @@ fn nonempty(k: &'static str, v: &str) -> Result<(), BuildError> {
 
 fn one_word(k: &'static str, v: &str) -> Result<(), BuildError> {
     if v.contains(' ') {
-        Err(BuildError::Space { field: k, value: v.to_string() })
+        Err(BuildError::Space {
+            field: k,
+            value: v.to_string(),
+        })
     } else {
         Ok(())
     }
@@ -102,7 +105,10 @@ impl Header {
         ];
         for (k, v) in one_line {
             if k != "dle_str" && v.len() > FIELD_MAX {
-                return Err(BuildError::TooLong { field: k, len: v.len() });
+                return Err(BuildError::TooLong {
+                    field: k,
+                    len: v.len(),
+                });
             }
             // The disk is quoted (escapes newlines); the DLE is a here-document.
             let bad = if k == "disk" || k == "dle_str" {
@@ -113,15 +119,28 @@ impl Header {
             // A double quote in a first-line word would make the reader's quote-aware scan of
             // the first line run on into the next lines (found by fuzzing the round trip).
             const FIRST_LINE: [&str; 12] = [
-                "datestamp", "name", "comp_suffix", "encrypt_suffix", "program", "srvcompprog",
-                "clntcompprog", "srv_encrypt", "clnt_encrypt", "srv_decrypt_opt", "clnt_decrypt_opt", "application",
+                "datestamp",
+                "name",
+                "comp_suffix",
+                "encrypt_suffix",
+                "program",
+                "srvcompprog",
+                "clntcompprog",
+                "srv_encrypt",
+                "clnt_encrypt",
+                "srv_decrypt_opt",
+                "clnt_decrypt_opt",
+                "application",
             ];
             let quote = FIRST_LINE.contains(&k) && k != "application" && v.contains('"')
                 // Quoted, a disk ending in `\` ends in `\\"`, which Amanda's first-line scan
                 // takes for an escaped quote: the header would not read back.
                 || (k == "disk" && v.ends_with('\\'));
             if bad || quote {
-                return Err(BuildError::BadChar { field: k, value: v.to_string() });
+                return Err(BuildError::BadChar {
+                    field: k,
+                    value: v.to_string(),
+                });
             }
         }
         Ok(())
@@ -130,7 +149,13 @@ impl Header {
     /// The header text exactly as Amanda's `build_header` writes it (without NUL padding).
     pub fn to_text(&self) -> Result<String, BuildError> {
         self.check()?;
-        let date = |d: &str| if datestamp_ok(d) { Ok(()) } else { Err(BuildError::Datestamp(d.to_string())) };
+        let date = |d: &str| {
+            if datestamp_ok(d) {
+                Ok(())
+            } else {
+                Err(BuildError::Datestamp(d.to_string()))
+            }
+        };
         let mut s = String::new();
         match self.kind {
             Kind::Weird => return Err(BuildError::NotWritable),
@@ -143,7 +168,10 @@ impl Header {
                 nonempty("label", &self.name)?;
                 one_word("label", &self.name)?;
                 date(&self.datestamp)?;
-                s.push_str(&format!("AMANDA: TAPESTART DATE {} TAPE {}\n\x0c\n", self.datestamp, self.name));
+                s.push_str(&format!(
+                    "AMANDA: TAPESTART DATE {} TAPE {}\n\x0c\n",
+                    self.datestamp, self.name
+                ));
             }
             Kind::File | Kind::ContFile | Kind::SplitFile => self.dump_text(&mut s)?,
         }
@@ -151,10 +179,19 @@ impl Header {
     }
 
     fn dump_text(&self, s: &mut String) -> Result<(), BuildError> {
-        let piped = |k: &'static str, v: &str| if !v.is_empty() && !v.ends_with('|') { Err(BuildError::NoPipe(k)) } else { Ok(()) };
+        let piped = |k: &'static str, v: &str| {
+            if !v.is_empty() && !v.ends_with('|') {
+                Err(BuildError::NoPipe(k))
+            } else {
+                Ok(())
+            }
+        };
         let split = if self.kind == Kind::SplitFile {
             if self.partnum < 1 || (self.totalparts >= 0 && self.partnum > self.totalparts) {
-                return Err(BuildError::Part { partnum: self.partnum, totalparts: self.totalparts });
+                return Err(BuildError::Part {
+                    partnum: self.partnum,
+                    totalparts: self.totalparts,
+                });
             }
             format!(" part {}/{} ", self.partnum, self.totalparts)
         } else {
@@ -176,9 +213,17 @@ impl Header {
         }
         one_word("encrypt_suffix", &self.encrypt_suffix)?;
         for (k, a, b) in [
-            ("custom compress program", &self.srvcompprog, &self.clntcompprog),
+            (
+                "custom compress program",
+                &self.srvcompprog,
+                &self.clntcompprog,
+            ),
             ("encrypt program", &self.srv_encrypt, &self.clnt_encrypt),
-            ("decrypt option", &self.srv_decrypt_opt, &self.clnt_decrypt_opt),
+            (
+                "decrypt option",
+                &self.srv_decrypt_opt,
+                &self.clnt_decrypt_opt,
+            ),
         ] {
             if !a.is_empty() && !b.is_empty() {
                 return Err(BuildError::Both(k));
@@ -195,7 +240,9 @@ impl Header {
         }
         piped("decrypt_cmd", &self.decrypt_cmd)?;
         piped("uncompress_cmd", &self.uncompress_cmd)?;
-        if self.recover_cmd.is_empty() && (!self.uncompress_cmd.is_empty() || !self.decrypt_cmd.is_empty()) {
+        if self.recover_cmd.is_empty()
+            && (!self.uncompress_cmd.is_empty() || !self.decrypt_cmd.is_empty())
+        {
             return Err(BuildError::NoRecoverCmd);
         }
         if self.blocksize != 0 && !self.blocksize.is_multiple_of(1024) {
@@ -216,7 +263,11 @@ impl Header {
             quote::quote(&self.disk),
             split,
             self.dumplevel,
-            if self.compressed { &self.comp_suffix } else { "N" },
+            if self.compressed {
+                &self.comp_suffix
+            } else {
+                "N"
+            },
             program
         ));
         if self.encrypted {
@@ -231,7 +282,11 @@ impl Header {
         };
         opt("custom_compress", &self.srvcompprog, &self.clntcompprog);
         opt("encrypt", &self.srv_encrypt, &self.clnt_encrypt);
-        opt("decrypt_option", &self.srv_decrypt_opt, &self.clnt_decrypt_opt);
+        opt(
+            "decrypt_option",
+            &self.srv_decrypt_opt,
+            &self.clnt_decrypt_opt,
+        );
         s.push('\n');
         if !self.cont_filename.is_empty() {
             s.push_str(&format!("CONT_FILENAME={}\n", self.cont_filename));
@@ -245,14 +300,22 @@ impl Header {
         if self.orig_size > 0 {
             s.push_str(&format!("ORIGSIZE={}\n", self.orig_size));
         }
-        for (k, c) in [("NATIVE", self.native_crc), ("CLIENT", self.client_crc), ("SERVER", self.server_crc)] {
+        for (k, c) in [
+            ("NATIVE", self.native_crc),
+            ("CLIENT", self.client_crc),
+            ("SERVER", self.server_crc),
+        ] {
             if c.crc > 0 {
                 s.push_str(&format!("{k}-CRC={c}\n"));
             }
         }
         if let Some(dle) = &self.dle_str {
             // Amanda silently leaves out a DLE that would crowd the block.
-            let max = if self.blocksize == 0 { super::HEADER_BLOCK } else { self.blocksize };
+            let max = if self.blocksize == 0 {
+                super::HEADER_BLOCK
+            } else {
+                self.blocksize
+            };
             if dle.len() < max.saturating_sub(2048) {
                 s.push_str(&format!("DLE={}\n", quote::heredoc(dle, "ENDDLE")));
             }
@@ -280,7 +343,10 @@ impl Header {
     pub fn to_block(&self, block_size: usize) -> Result<Vec<u8>, BuildError> {
         let text = self.to_text()?;
         if text.len() > block_size {
-            return Err(BuildError::TooBig { len: text.len(), block: block_size });
+            return Err(BuildError::TooBig {
+                len: text.len(),
+                block: block_size,
+            });
         }
         let mut b = vec![0u8; block_size];
         b[..text.len()].copy_from_slice(text.as_bytes());

@@ -171,11 +171,17 @@ impl Header {
 
     /// Amanda's one-line summary (`summarize_header`), as amrestore prints it.
     pub fn summary(&self) -> String {
-        let comp = if self.compressed { self.comp_suffix.as_str() } else { "N" };
+        let comp = if self.compressed {
+            self.comp_suffix.as_str()
+        } else {
+            "N"
+        };
         let mut s = match self.kind {
             Kind::Weird => return "WEIRD file".into(),
             Kind::Noop => return "NOOP file".into(),
-            Kind::TapeStart => return format!("start of tape: date {} label {}", self.datestamp, self.name),
+            Kind::TapeStart => {
+                return format!("start of tape: date {} label {}", self.datestamp, self.name)
+            }
             Kind::TapeEnd => return format!("end of tape: date {}", self.datestamp),
             Kind::File | Kind::ContFile => format!(
                 "{}: date {} host {} disk {} lev {} comp {}",
@@ -187,7 +193,11 @@ impl Header {
                 comp
             ),
             Kind::SplitFile => {
-                let total = if self.totalparts > 0 { self.totalparts.to_string() } else { "UNKNOWN".into() };
+                let total = if self.totalparts > 0 {
+                    self.totalparts.to_string()
+                } else {
+                    "UNKNOWN".into()
+                };
                 format!(
                     "split dumpfile: date {} host {} disk {} part {}/{} lev {} comp {}",
                     self.datestamp,
@@ -229,7 +239,9 @@ pub fn escape_value(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\t' => o.push_str("\\t"),
             '\r' => o.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => o.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                o.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => o.push(c),
         }
     }
@@ -239,7 +251,10 @@ pub fn escape_value(s: &str) -> String {
 /// True when `first` starts like an Amanda header (`AMANDA: ` or `NETDUMP: `, leading
 /// spaces allowed as Amanda's tokenizer allows them). A quick test before a full [`parse`].
 pub fn looks_like_header(first: &[u8]) -> bool {
-    let t = first.iter().position(|&b| b != b' ').map_or(&first[..0], |i| &first[i..]);
+    let t = first
+        .iter()
+        .position(|&b| b != b' ')
+        .map_or(&first[..0], |i| &first[i..]);
     t.starts_with(b"AMANDA: ") || t.starts_with(b"NETDUMP: ")
 }
 

@@ -21,7 +21,11 @@ pub struct Weird {
 
 impl std::fmt::Display for Weird {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "not an Amanda header: expected {} at byte {}", self.expected, self.offset)
+        write!(
+            f,
+            "not an Amanda header: expected {} at byte {}",
+            self.expected, self.offset
+        )
     }
 }
 
@@ -43,7 +47,10 @@ impl<'a> Tok<'a> {
             return None;
         }
         let start = self.pos;
-        let end = self.s[start..].iter().position(|&b| b == delim).map_or(self.s.len(), |i| start + i);
+        let end = self.s[start..]
+            .iter()
+            .position(|&b| b == delim)
+            .map_or(self.s.len(), |i| start + i);
         self.pos = if end < self.s.len() { end + 1 } else { end };
         Some((start, end))
     }
@@ -90,7 +97,10 @@ impl<'a> Tok<'a> {
 /// C's number prefix: optional whitespace and sign, then the decimal digits (saturating).
 /// Returns the value and how many digits there were.
 fn scan_decimal(s: &[u8]) -> (i64, usize) {
-    let mut i = s.iter().position(|b| !b" \t\n\r\x0b\x0c".contains(b)).unwrap_or(s.len());
+    let mut i = s
+        .iter()
+        .position(|b| !b" \t\n\r\x0b\x0c".contains(b))
+        .unwrap_or(s.len());
     let neg = s.get(i) == Some(&b'-');
     if matches!(s.get(i), Some(b'-') | Some(b'+')) {
         i += 1;
@@ -119,26 +129,45 @@ fn scan_ll(s: &[u8]) -> i64 {
 
 /// `%x:%lld`: both parts or nothing (then 0:0).
 fn scan_crc(s: &[u8]) -> Crc {
-    let Some(colon) = s.iter().position(|&b| b == b':') else { return Crc::default() };
+    let Some(colon) = s.iter().position(|&b| b == b':') else {
+        return Crc::default();
+    };
     let hex = &s[..colon];
-    let hex = &hex[hex.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(hex.len())..];
-    let hex = hex.strip_prefix(b"0x").or_else(|| hex.strip_prefix(b"0X")).unwrap_or(hex);
+    let hex = &hex[hex
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(hex.len())..];
+    let hex = hex
+        .strip_prefix(b"0x")
+        .or_else(|| hex.strip_prefix(b"0X"))
+        .unwrap_or(hex);
     let hd = hex.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if hd == 0 || hd != hex.len() {
         return Crc::default();
     }
     let mut crc: u32 = 0;
     for &d in &hex[..hd] {
-        crc = crc.wrapping_mul(16).wrapping_add((d as char).to_digit(16).unwrap_or(0));
+        crc = crc
+            .wrapping_mul(16)
+            .wrapping_add((d as char).to_digit(16).unwrap_or(0));
     }
     let rest = &s[colon + 1..];
-    let t = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(rest.len());
+    let t = rest
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(rest.len());
     let r = &rest[t..];
-    let r = r.strip_prefix(b"-").or_else(|| r.strip_prefix(b"+")).unwrap_or(r);
+    let r = r
+        .strip_prefix(b"-")
+        .or_else(|| r.strip_prefix(b"+"))
+        .unwrap_or(r);
     if !r.first().is_some_and(u8::is_ascii_digit) {
         return Crc::default();
     }
-    Crc { crc, size: scan_ll(&rest[t..]) }
+    Crc {
+        crc,
+        size: scan_ll(&rest[t..]),
+    }
 }
 
 /// A field value as Amanda stores it: cut to 255 bytes (noted in `truncated`).
@@ -191,7 +220,11 @@ pub fn parse(block: &[u8]) -> Result<Header, Weird> {
         ($what:expr) => {{
             let mut partial = h;
             partial.kind = Kind::Weird;
-            return Err(Weird { partial: Box::new(partial), expected: $what, offset: t.here() });
+            return Err(Weird {
+                partial: Box::new(partial),
+                expected: $what,
+                offset: t.here(),
+            });
         }};
     }
 
@@ -220,7 +253,9 @@ pub fn parse(block: &[u8]) -> Result<Header, Weird> {
             if t.word() != Some(b"DATE") {
                 weird!("'DATE'");
             }
-            let Some(d) = t.word() else { weird!("a datestamp") };
+            let Some(d) = t.word() else {
+                weird!("a datestamp")
+            };
             h.datestamp = field(&mut h, "datestamp", d);
             if t.word() != Some(b"TAPE") {
                 weird!("'TAPE'");
@@ -229,11 +264,17 @@ pub fn parse(block: &[u8]) -> Result<Header, Weird> {
             h.name = field(&mut h, "name", l);
         }
         Kind::File | Kind::ContFile | Kind::SplitFile => {
-            let Some(d) = t.word() else { weird!("a datestamp") };
+            let Some(d) = t.word() else {
+                weird!("a datestamp")
+            };
             h.datestamp = field(&mut h, "datestamp", d);
-            let Some(n) = t.word() else { weird!("a host name") };
+            let Some(n) = t.word() else {
+                weird!("a host name")
+            };
             h.name = field(&mut h, "name", n);
-            let Some(q) = t.quoted() else { weird!("a disk name (or its closing quote)") };
+            let Some(q) = t.quoted() else {
+                weird!("a disk name (or its closing quote)")
+            };
             h.disk = field(&mut h, "disk", &quote::unquote(q));
             match kind {
                 Kind::SplitFile => {
@@ -244,7 +285,9 @@ pub fn parse(block: &[u8]) -> Result<Header, Weird> {
                         weird!("a part number")
                     };
                     h.partnum = p;
-                    let Some(n) = t.word().and_then(scan_int) else { weird!("a total part count") };
+                    let Some(n) = t.word().and_then(scan_int) else {
+                        weird!("a total part count")
+                    };
                     h.totalparts = n;
                 }
                 Kind::File => (h.partnum, h.totalparts) = (1, 1),
@@ -253,12 +296,16 @@ pub fn parse(block: &[u8]) -> Result<Header, Weird> {
             if t.word() != Some(b"lev") {
                 weird!("'lev'");
             }
-            let Some(l) = t.word().and_then(scan_int) else { weird!("a dump level") };
+            let Some(l) = t.word().and_then(scan_int) else {
+                weird!("a dump level")
+            };
             h.dumplevel = l;
             if t.word() != Some(b"comp") {
                 weird!("'comp'");
             }
-            let Some(c) = t.word() else { weird!("a compression suffix") };
+            let Some(c) = t.word() else {
+                weird!("a compression suffix")
+            };
             h.comp_suffix = field(&mut h, "comp_suffix", c);
             h.compressed = h.comp_suffix != "N";
             if !h.compressed {
@@ -270,25 +317,37 @@ pub fn parse(block: &[u8]) -> Result<Header, Weird> {
             // "program" and what follows are optional; keywords are matched as prefixes
             // and only in Amanda's fixed order.
             if t.word() == Some(b"program") {
-                let Some(p) = t.word() else { weird!("a program name") };
+                let Some(p) = t.word() else {
+                    weird!("a program name")
+                };
                 h.program = field(&mut h, "program", p);
                 let mut tok = t.word();
                 type Slot = fn(&mut Header) -> &mut String;
                 let opts: [(&[u8], &'static str, Slot); 7] = [
                     (b"crypt", "encrypt_suffix", |h| &mut h.encrypt_suffix),
-                    (b"server_custom_compress", "srvcompprog", |h| &mut h.srvcompprog),
-                    (b"client_custom_compress", "clntcompprog", |h| &mut h.clntcompprog),
+                    (b"server_custom_compress", "srvcompprog", |h| {
+                        &mut h.srvcompprog
+                    }),
+                    (b"client_custom_compress", "clntcompprog", |h| {
+                        &mut h.clntcompprog
+                    }),
                     (b"server_encrypt", "srv_encrypt", |h| &mut h.srv_encrypt),
                     (b"client_encrypt", "clnt_encrypt", |h| &mut h.clnt_encrypt),
-                    (b"server_decrypt_option", "srv_decrypt_opt", |h| &mut h.srv_decrypt_opt),
-                    (b"client_decrypt_option", "clnt_decrypt_opt", |h| &mut h.clnt_decrypt_opt),
+                    (b"server_decrypt_option", "srv_decrypt_opt", |h| {
+                        &mut h.srv_decrypt_opt
+                    }),
+                    (b"client_decrypt_option", "clnt_decrypt_opt", |h| {
+                        &mut h.clnt_decrypt_opt
+                    }),
                 ];
                 for (kw, name, slot) in opts {
                     let Some(w) = tok else { break };
                     if !w.starts_with(kw) {
                         continue;
                     }
-                    let Some(v) = t.word() else { weird!("a value after a keyword") };
+                    let Some(v) = t.word() else {
+                        weird!("a value after a keyword")
+                    };
                     let v = field(&mut h, name, v);
                     *slot(&mut h) = v;
                     if kw == b"crypt" {

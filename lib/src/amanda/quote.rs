@@ -6,7 +6,9 @@
 /// True when Amanda quotes `s`: empty, or any of `:` `'` `\` `"`, a byte ≤ 0x20, 0x7F, or —
 /// C `char` being signed on x86 — any byte ≥ 0x80.
 pub fn needs_quotes(s: &str) -> bool {
-    s.is_empty() || s.bytes().any(|b| matches!(b, b':' | b'\'' | b'\\' | b'"') || b <= b' ' || b >= 0x7f)
+    s.is_empty()
+        || s.bytes()
+            .any(|b| matches!(b, b':' | b'\'' | b'\\' | b'"') || b <= b' ' || b >= 0x7f)
 }
 
 /// Quote a disk name as Amanda writes it on the first header line.
@@ -104,7 +106,15 @@ mod tests {
 
     #[test]
     fn unquote_inverts_quote() {
-        for s in ["", "plain", "a  b", "C:\\Data \"2026\"", "tab\there", "x\u{c}y\rz", "/données"] {
+        for s in [
+            "",
+            "plain",
+            "a  b",
+            "C:\\Data \"2026\"",
+            "tab\there",
+            "x\u{c}y\rz",
+            "/données",
+        ] {
             assert_eq!(unquote(quote(s).as_bytes()), s.as_bytes(), "{s:?}");
         }
         assert_eq!(unquote(b"\"a\\101b\\0c\""), b"aAbc");
@@ -114,7 +124,13 @@ mod tests {
 
     #[test]
     fn heredoc_picks_a_free_delimiter() {
-        assert_eq!(heredoc("<dle>\n</dle>", "ENDDLE"), "<<ENDDLE\n<dle>\n</dle>\nENDDLE");
-        assert_eq!(heredoc("a\nENDDLE\nENDDLE1", "ENDDLE"), "<<ENDDLE2\na\nENDDLE\nENDDLE1\nENDDLE2");
+        assert_eq!(
+            heredoc("<dle>\n</dle>", "ENDDLE"),
+            "<<ENDDLE\n<dle>\n</dle>\nENDDLE"
+        );
+        assert_eq!(
+            heredoc("a\nENDDLE\nENDDLE1", "ENDDLE"),
+            "<<ENDDLE2\na\nENDDLE\nENDDLE1\nENDDLE2"
+        );
     }
 }

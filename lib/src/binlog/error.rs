@@ -49,12 +49,18 @@ impl Error {
     /// True for "the file ends in the middle of an event" (what a live or crashed server
     /// leaves behind), as opposed to damage inside the file.
     pub fn is_truncation(&self) -> bool {
-        matches!(self.kind, ErrorKind::TruncatedHeader { .. } | ErrorKind::TruncatedEvent { .. })
+        matches!(
+            self.kind,
+            ErrorKind::TruncatedHeader { .. } | ErrorKind::TruncatedEvent { .. }
+        )
     }
 
     /// True when the file is encrypted (either server's scheme).
     pub fn is_encrypted(&self) -> bool {
-        matches!(self.kind, ErrorKind::MysqlEncrypted | ErrorKind::MariadbEncrypted)
+        matches!(
+            self.kind,
+            ErrorKind::MysqlEncrypted | ErrorKind::MariadbEncrypted
+        )
     }
 
     /// True when the bytes are not a (readable) v4 binlog at all, as opposed to a binlog

@@ -106,7 +106,11 @@ pub fn statement_text<'a>(ev: &Event<'a>, format: &Format) -> Option<&'a [u8]> {
                 return None;
             }
             let db_len = body[8] as usize;
-            let status_len = if ph >= 13 { u16::from_le_bytes([body[11], body[12]]) as usize } else { 0 };
+            let status_len = if ph >= 13 {
+                u16::from_le_bytes([body[11], body[12]]) as usize
+            } else {
+                0
+            };
             let start = ph + status_len + db_len + 1;
             body.get(start..)
         }
@@ -117,8 +121,15 @@ pub fn statement_text<'a>(ev: &Event<'a>, format: &Format) -> Option<&'a [u8]> {
 }
 
 fn trimmed(t: &[u8]) -> &[u8] {
-    let s = t.iter().position(|c| !c.is_ascii_whitespace() && *c != 0).unwrap_or(t.len());
-    let e = t.iter().rposition(|c| !c.is_ascii_whitespace() && *c != 0).map(|i| i + 1).unwrap_or(s);
+    let s = t
+        .iter()
+        .position(|c| !c.is_ascii_whitespace() && *c != 0)
+        .unwrap_or(t.len());
+    let e = t
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace() && *c != 0)
+        .map(|i| i + 1)
+        .unwrap_or(s);
     &t[s..e.max(s)]
 }
 
@@ -159,7 +170,13 @@ fn classify(ev: &Event<'_>, format: &Format, text: Option<&[u8]>) -> Q {
 
 fn query_kind(text: Option<&[u8]>) -> Q {
     match text {
-        Some(t) if is_word(t, "BEGIN") || starts_with_words(t, "XA START") || starts_with_words(t, "XA BEGIN") => Q::Begin,
+        Some(t)
+            if is_word(t, "BEGIN")
+                || starts_with_words(t, "XA START")
+                || starts_with_words(t, "XA BEGIN") =>
+        {
+            Q::Begin
+        }
         Some(t) if is_word(t, "COMMIT") || is_word(t, "ROLLBACK") => Q::End,
         _ => Q::Other,
     }
@@ -205,7 +222,11 @@ fn step(st: St, code: u8, q: Q) -> Step {
             _ => Continue(St::Trans),
         },
         St::Standalone => match code {
-            types::INTVAR | types::RAND | types::USER_VAR | types::TABLE_MAP | types::ANNOTATE_ROWS => Continue(st),
+            types::INTVAR
+            | types::RAND
+            | types::USER_VAR
+            | types::TABLE_MAP
+            | types::ANNOTATE_ROWS => Continue(st),
             _ => EndWith,
         },
         St::Rows => match (code, q) {
@@ -217,12 +238,26 @@ fn step(st: St, code: u8, q: Q) -> Step {
         St::AfterGtid | St::Prefix => match (code, q) {
             (types::QUERY, Q::Begin) => Continue(St::Trans),
             (types::QUERY | types::QUERY_COMPRESSED, _) => EndWith,
-            (types::TRANSACTION_PAYLOAD | types::VIEW_CHANGE | types::XID | types::XA_PREPARE, _) => EndWith,
-            (types::EXECUTE_LOAD_QUERY | types::EXEC_LOAD | types::DELETE_FILE | types::LOAD | types::NEW_LOAD, _) => EndWith,
-            (c, _) if (c == types::TABLE_MAP || types::is_rows(c)) && st == St::AfterGtid => Continue(St::Trans),
+            (
+                types::TRANSACTION_PAYLOAD | types::VIEW_CHANGE | types::XID | types::XA_PREPARE,
+                _,
+            ) => EndWith,
+            (
+                types::EXECUTE_LOAD_QUERY
+                | types::EXEC_LOAD
+                | types::DELETE_FILE
+                | types::LOAD
+                | types::NEW_LOAD,
+                _,
+            ) => EndWith,
+            (c, _) if (c == types::TABLE_MAP || types::is_rows(c)) && st == St::AfterGtid => {
+                Continue(St::Trans)
+            }
             (c, Q::StmtEnd) if types::is_rows(c) => EndWith,
             (c, _) if c == types::TABLE_MAP || types::is_rows(c) => Continue(St::Rows),
-            (types::BEGIN_LOAD_QUERY | types::CREATE_FILE | types::APPEND_BLOCK, _) => Continue(St::Prefix),
+            (types::BEGIN_LOAD_QUERY | types::CREATE_FILE | types::APPEND_BLOCK, _) => {
+                Continue(St::Prefix)
+            }
             _ => Continue(st),
         },
     }
@@ -235,14 +270,20 @@ fn opening(code: u8, q: Q, body_gtid: Gtid) -> Option<St> {
     }
     match types::role(code) {
         Role::GtidStart => match body_gtid {
-            Gtid::Mariadb { flags2, .. } if flags2 & gtid::FL_STANDALONE != 0 => Some(St::Standalone),
+            Gtid::Mariadb { flags2, .. } if flags2 & gtid::FL_STANDALONE != 0 => {
+                Some(St::Standalone)
+            }
             Gtid::Mariadb { .. } => Some(St::Trans),
             _ => Some(St::AfterGtid),
         },
         Role::Query if code == types::QUERY && q == Q::Begin => Some(St::Trans),
         Role::Query | Role::End => None,
         _ => match code {
-            types::VIEW_CHANGE | types::LOAD | types::NEW_LOAD | types::EXEC_LOAD | types::DELETE_FILE
+            types::VIEW_CHANGE
+            | types::LOAD
+            | types::NEW_LOAD
+            | types::EXEC_LOAD
+            | types::DELETE_FILE
             | types::EXECUTE_LOAD_QUERY => None,
             c if c == types::TABLE_MAP || types::is_rows(c) => Some(St::Rows),
             types::TRANSACTION_PAYLOAD => Some(St::Trans),
@@ -262,7 +303,12 @@ pub struct Groups<'a> {
 
 impl<'a> Groups<'a> {
     pub fn new(events: Events<'a>) -> Groups<'a> {
-        Groups { events, held: None, err: None, collect: false }
+        Groups {
+            events,
+            held: None,
+            err: None,
+            collect: false,
+        }
     }
 
     /// Keep every statement text in [`Group::statements`] (for `--grep`).
@@ -273,7 +319,9 @@ impl<'a> Groups<'a> {
 
     /// Offset of the next event not yet grouped.
     pub fn position(&self) -> u64 {
-        self.held.map(|e| e.offset).unwrap_or_else(|| self.events.position())
+        self.held
+            .map(|e| e.offset)
+            .unwrap_or_else(|| self.events.position())
     }
 
     fn next_event(&mut self) -> Option<Event<'a>> {
@@ -339,7 +387,11 @@ impl<'a> Iterator for Groups<'a> {
         let text = statement_text(&first, self.events.format());
         let q = classify(&first, self.events.format(), text);
         if matches!(role, Role::Control | Role::Stream | Role::Unknown) {
-            let kind = if role == Role::Unknown { Kind::Unknown } else { Kind::Control };
+            let kind = if role == Role::Unknown {
+                Kind::Unknown
+            } else {
+                Kind::Control
+            };
             let mut g = self.new_group(&first, kind);
             self.add(&mut g, &first, text, q);
             return Some(Ok(g));

@@ -13,7 +13,12 @@ pub enum Gtid {
     /// No GTID event (pre-GTID servers, or a group without one).
     None,
     /// MariaDB Gtid event (162); `flags2` as in spec §5.3.
-    Mariadb { domain: u32, server: u32, seq: u64, flags2: u8 },
+    Mariadb {
+        domain: u32,
+        server: u32,
+        seq: u64,
+        flags2: u8,
+    },
     /// MySQL Gtid event (33).
     Mysql { sid: [u8; 16], gno: i64 },
     /// MySQL Anonymous_gtid (34).
@@ -41,7 +46,12 @@ impl fmt::Display for Gtid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Gtid::None => write!(f, "-"),
-            Gtid::Mariadb { domain, server, seq, .. } => write!(f, "{domain}-{server}-{seq}"),
+            Gtid::Mariadb {
+                domain,
+                server,
+                seq,
+                ..
+            } => write!(f, "{domain}-{server}-{seq}"),
             Gtid::Mysql { sid, gno } => write!(f, "{}:{gno}", uuid_text(sid)),
             Gtid::Anonymous => write!(f, "anonymous"),
             Gtid::Tagged => write!(f, "tagged"),
@@ -61,7 +71,10 @@ pub fn decode(type_code: u8, server_id: u32, body: &[u8]) -> Gtid {
         33 if body.len() >= 25 => {
             let mut sid = [0u8; 16];
             sid.copy_from_slice(&body[1..17]);
-            Gtid::Mysql { sid, gno: i64::from_le_bytes(body[17..25].try_into().unwrap()) }
+            Gtid::Mysql {
+                sid,
+                gno: i64::from_le_bytes(body[17..25].try_into().unwrap()),
+            }
         }
         34 => Gtid::Anonymous,
         42 => Gtid::Tagged,
@@ -84,10 +97,22 @@ pub fn parse_mariadb_list(s: &str) -> Result<Vec<MariadbGtid>, String> {
         let parts: Vec<&str> = item.split('-').collect();
         let g = match parts.as_slice() {
             [d, sv, n] => match (d.parse(), sv.parse(), n.parse()) {
-                (Ok(domain), Ok(server), Ok(seq)) => MariadbGtid { domain, server, seq },
-                _ => return Err(format!("bad GTID '{item}' (want domain-server-seq, e.g. 0-1-53)")),
+                (Ok(domain), Ok(server), Ok(seq)) => MariadbGtid {
+                    domain,
+                    server,
+                    seq,
+                },
+                _ => {
+                    return Err(format!(
+                        "bad GTID '{item}' (want domain-server-seq, e.g. 0-1-53)"
+                    ))
+                }
             },
-            _ => return Err(format!("bad GTID '{item}' (want domain-server-seq, e.g. 0-1-53)")),
+            _ => {
+                return Err(format!(
+                    "bad GTID '{item}' (want domain-server-seq, e.g. 0-1-53)"
+                ))
+            }
         };
         if out.iter().any(|o| o.domain == g.domain) {
             return Err(format!("GTID list names domain {} twice", g.domain));
@@ -144,7 +169,10 @@ impl GtidSet {
                 let (a, b): (i64, i64) = match (a.parse(), b.parse()) {
                     (Ok(a), Ok(b)) if a >= 1 && b >= a => (a, b),
                     _ => {
-                        if p.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
+                        if p.chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        {
                             return Err(format!("tagged GTIDs ('{item}') are not supported"));
                         }
                         return Err(format!("bad interval '{p}' in GTID set"));
@@ -153,7 +181,9 @@ impl GtidSet {
                 ivs.push((a, b));
             }
             if ivs.is_empty() {
-                return Err(format!("'{item}' has no interval (want UUID:N or UUID:N-M)"));
+                return Err(format!(
+                    "'{item}' has no interval (want UUID:N or UUID:N-M)"
+                ));
             }
             set.sids.push((sid, ivs));
         }
@@ -162,7 +192,9 @@ impl GtidSet {
 
     /// True when `sid:gno` is in the set.
     pub fn contains(&self, sid: &[u8; 16], gno: i64) -> bool {
-        self.sids.iter().any(|(s, ivs)| s == sid && ivs.iter().any(|&(a, b)| a <= gno && gno <= b))
+        self.sids
+            .iter()
+            .any(|(s, ivs)| s == sid && ivs.iter().any(|&(a, b)| a <= gno && gno <= b))
     }
 }
 
@@ -173,7 +205,14 @@ mod tests {
     #[test]
     fn mariadb_lists() {
         let l = parse_mariadb_list("0-1-53,2-5-7").unwrap();
-        assert_eq!(l[0], MariadbGtid { domain: 0, server: 1, seq: 53 });
+        assert_eq!(
+            l[0],
+            MariadbGtid {
+                domain: 0,
+                server: 1,
+                seq: 53
+            }
+        );
         assert_eq!(l[1].seq, 7);
         assert!(parse_mariadb_list("0-1").is_err());
         assert!(parse_mariadb_list("0-1-x").is_err());
@@ -182,7 +221,10 @@ mod tests {
 
     #[test]
     fn mysql_sets() {
-        let s = GtidSet::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, 3e11fa47-71ca-11e1-9e33-c80aa9429563:2").unwrap();
+        let s = GtidSet::parse(
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, 3e11fa47-71ca-11e1-9e33-c80aa9429563:2",
+        )
+        .unwrap();
         let a = parse_uuid("3E11FA47-71CA-11E1-9E33-C80AA9429562").unwrap();
         assert_eq!(uuid_text(&a), "3e11fa47-71ca-11e1-9e33-c80aa9429562");
         assert!(s.contains(&a, 1) && s.contains(&a, 5) && s.contains(&a, 7));

@@ -49,7 +49,8 @@ pub fn load(file: File, populate: bool) -> io::Result<Bytes> {
     }
     let mut head = [0u8; 4 + COMMON_HEADER_LEN];
     let n = file.read_at(&mut head, 0)?;
-    let closed = n == head.len() && head[..4] == MAGIC && u16::from(head[IN_USE_BYTE]) & FLAG_IN_USE == 0;
+    let closed =
+        n == head.len() && head[..4] == MAGIC && u16::from(head[IN_USE_BYTE]) & FLAG_IN_USE == 0;
     if !closed {
         return read_all(file);
     }

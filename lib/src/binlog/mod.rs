@@ -14,8 +14,8 @@
 
 pub mod error;
 pub mod group;
-pub mod mapped;
 pub mod gtid;
+pub mod mapped;
 pub mod reader;
 pub mod select;
 pub mod types;
@@ -59,14 +59,20 @@ pub fn locate(b: &Binlog<'_>, pos: u64) -> Result<Position, Error> {
             return Ok(Position::EventStart);
         }
         if ev.offset > pos {
-            return Ok(Position::Inside { prev, next: ev.offset });
+            return Ok(Position::Inside {
+                prev,
+                next: ev.offset,
+            });
         }
         prev = ev.offset;
         if ev.end() == len && pos == len {
             return Ok(Position::End);
         }
         if ev.end() > pos {
-            return Ok(Position::Inside { prev, next: ev.end() });
+            return Ok(Position::Inside {
+                prev,
+                next: ev.end(),
+            });
         }
     }
     Ok(Position::End)

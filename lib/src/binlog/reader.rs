@@ -91,7 +91,10 @@ impl Format {
         if type_code == 0 {
             return 0;
         }
-        self.post_header_lens.get(type_code as usize - 1).copied().unwrap_or(0) as usize
+        self.post_header_lens
+            .get(type_code as usize - 1)
+            .copied()
+            .unwrap_or(0) as usize
     }
 
     /// True when this is a MariaDB server.
@@ -176,7 +179,11 @@ pub fn parse_fde(raw: &[u8], offset: u64, check_crc: bool) -> Result<Format, Err
                 return Err(Error::new(offset, ErrorKind::Crc { stored, computed }));
             }
         }
-        let cs = if alg == 1 { Checksum::Crc32 } else { Checksum::Off };
+        let cs = if alg == 1 {
+            Checksum::Crc32
+        } else {
+            Checksum::Off
+        };
         (cs, raw.len() - BODY - 57 - 5)
     } else {
         (Checksum::NotAware, raw.len() - BODY - 57)
@@ -272,24 +279,49 @@ impl<'a> Binlog<'a> {
         let rest = &data[4..];
         let h = Header::parse(rest).ok_or(Error::new(
             4,
-            ErrorKind::TruncatedHeader { have: rest.len() as u64, need: COMMON_HEADER_LEN as u64 },
+            ErrorKind::TruncatedHeader {
+                have: rest.len() as u64,
+                need: COMMON_HEADER_LEN as u64,
+            },
         ))?;
         if h.type_code == types::START_EVENT_V3 {
             return Err(Error::new(4, ErrorKind::PreV4));
         }
         if h.type_code != types::FORMAT_DESCRIPTION {
-            return Err(Error::new(4, ErrorKind::NoFde { type_code: h.type_code }));
+            return Err(Error::new(
+                4,
+                ErrorKind::NoFde {
+                    type_code: h.type_code,
+                },
+            ));
         }
         let size = h.event_size as u64;
         if size < (COMMON_HEADER_LEN + 57) as u64 {
-            return Err(Error::new(4, ErrorKind::SizeTooSmall { size, min: (COMMON_HEADER_LEN + 57) as u64 }));
+            return Err(Error::new(
+                4,
+                ErrorKind::SizeTooSmall {
+                    size,
+                    min: (COMMON_HEADER_LEN + 57) as u64,
+                },
+            ));
         }
         if size > rest.len() as u64 {
-            return Err(Error::new(4, ErrorKind::TruncatedEvent { size, have: rest.len() as u64 }));
+            return Err(Error::new(
+                4,
+                ErrorKind::TruncatedEvent {
+                    size,
+                    have: rest.len() as u64,
+                },
+            ));
         }
         let fde_raw = &rest[..size as usize];
         let format = parse_fde(fde_raw, 4, true)?;
-        Ok(Binlog { data, format, fde_raw, in_use: h.flags & FLAG_IN_USE != 0 })
+        Ok(Binlog {
+            data,
+            format,
+            fde_raw,
+            in_use: h.flags & FLAG_IN_USE != 0,
+        })
     }
 
     /// File length.
@@ -309,7 +341,13 @@ impl<'a> Binlog<'a> {
     /// The events from `pos` (which must be an event start) under `format` (the FDE in
     /// force there), CRCs checked when `check_crc`.
     pub fn events_at(&self, pos: u64, format: Format, check_crc: bool) -> Events<'a> {
-        Events { data: self.data, pos, format, check_crc, state: State::Running }
+        Events {
+            data: self.data,
+            pos,
+            format,
+            check_crc,
+            state: State::Running,
+        }
     }
 
     /// Every event from offset 4 (the FDE included), CRCs checked when `check_crc`.
@@ -385,21 +423,43 @@ impl<'a> Iterator for Events<'a> {
         let rest = &self.data[at as usize..];
         let hl = self.format.header_len as usize;
         if rest.len() < hl {
-            return self.fail(Error::new(at, ErrorKind::TruncatedHeader { have: rest.len() as u64, need: hl as u64 }));
+            return self.fail(Error::new(
+                at,
+                ErrorKind::TruncatedHeader {
+                    have: rest.len() as u64,
+                    need: hl as u64,
+                },
+            ));
         }
         let header = Header::parse(rest).expect("at least 19 bytes");
         let is_fde = header.type_code == types::FORMAT_DESCRIPTION;
         let size = header.event_size as u64;
         let has_crc = if is_fde { false } else { self.format.has_crc() };
-        let min = if is_fde { (COMMON_HEADER_LEN + 57) as u64 } else { hl as u64 + if has_crc { 4 } else { 0 } };
+        let min = if is_fde {
+            (COMMON_HEADER_LEN + 57) as u64
+        } else {
+            hl as u64 + if has_crc { 4 } else { 0 }
+        };
         if size < min {
             return self.fail(Error::new(at, ErrorKind::SizeTooSmall { size, min }));
         }
         if size > rest.len() as u64 {
-            return self.fail(Error::new(at, ErrorKind::TruncatedEvent { size, have: rest.len() as u64 }));
+            return self.fail(Error::new(
+                at,
+                ErrorKind::TruncatedEvent {
+                    size,
+                    have: rest.len() as u64,
+                },
+            ));
         }
         let raw = &rest[..size as usize];
-        let mut ev = Event { offset: at, header, raw, header_len: self.format.header_len, has_crc };
+        let mut ev = Event {
+            offset: at,
+            header,
+            raw,
+            header_len: self.format.header_len,
+            has_crc,
+        };
         if is_fde {
             match parse_fde(raw, at, self.check_crc) {
                 Ok(f) => {

@@ -64,7 +64,12 @@ pub struct Selector {
 impl Selector {
     pub fn new(w: Window) -> Selector {
         let n = w.stop_gtids.len();
-        Selector { w, started_time: false, stop_done: vec![false; n], stopped: None }
+        Selector {
+            w,
+            started_time: false,
+            stop_done: vec![false; n],
+            stopped: None,
+        }
     }
 
     pub fn window(&self) -> &Window {
@@ -137,7 +142,12 @@ impl Selector {
         }
         let mut verdict = Decision::Keep;
         if let Gtid::Mariadb { domain, seq, .. } = g.gtid {
-            if self.w.start_gtids.iter().any(|s| s.domain == domain && seq <= s.seq) {
+            if self
+                .w
+                .start_gtids
+                .iter()
+                .any(|s| s.domain == domain && seq <= s.seq)
+            {
                 return Decision::Skip;
             }
             if let Some(i) = self.w.stop_gtids.iter().position(|s| s.domain == domain) {
@@ -149,7 +159,11 @@ impl Selector {
                 }
                 if self.stop_done.iter().all(|&d| d) {
                     self.stopped = Some(StopCause::Gtid);
-                    return if verdict == Decision::Skip { Decision::Stop } else { Decision::KeepThenStop };
+                    return if verdict == Decision::Skip {
+                        Decision::Stop
+                    } else {
+                        Decision::KeepThenStop
+                    };
                 }
             }
         }

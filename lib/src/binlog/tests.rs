@@ -5,7 +5,9 @@ use super::*;
 use std::path::PathBuf;
 
 fn fixture(rel: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/binlog").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/binlog")
+        .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -22,7 +24,11 @@ fn crc_test_vector_from_spec() {
     assert!(b.in_use);
     assert_eq!(b.format.checksum, Checksum::Crc32);
     assert_eq!(b.fde_raw.len(), 252);
-    let xid = b.events(true).map(|e| e.unwrap()).find(|e| e.offset == 671).unwrap();
+    let xid = b
+        .events(true)
+        .map(|e| e.unwrap())
+        .find(|e| e.offset == 671)
+        .unwrap();
     assert_eq!(xid.type_code(), types::XID);
     assert_eq!(xid.raw.len(), 31);
     assert_eq!(crc32fast::hash(&xid.raw[..27]), 0x9ba835bb);
@@ -36,7 +42,12 @@ fn fde_versions_and_lengths() {
         ("mysql/mysql-bin.checksum-none", Checksum::Off, 38, 19),
         ("mysql/bug16266.000001", Checksum::NotAware, 0, 19),
         ("mysql/vector.binlog", Checksum::Crc32, 42, 19),
-        ("mysql/mdev-4645-binlog_group_id_checksum.binlog", Checksum::NotAware, 0, 31),
+        (
+            "mysql/mdev-4645-binlog_group_id_checksum.binlog",
+            Checksum::NotAware,
+            0,
+            31,
+        ),
     ];
     for (f, cs, n, hl) in cases {
         let d = fixture(f);
@@ -81,14 +92,19 @@ fn statement_groups_end_at_commit_query() {
     let d = fixture("mariadb-pitr/stmt-none/binlogs/mysql-bin.000001");
     let gs = all_groups(&d);
     assert!(gs.iter().all(|g| g.complete));
-    assert!(gs.iter().any(|g| g.types.contains(types::USER_VAR) && g.types.contains(types::INTVAR) && g.complete));
+    assert!(gs.iter().any(|g| g.types.contains(types::USER_VAR)
+        && g.types.contains(types::INTVAR)
+        && g.complete));
 }
 
 #[test]
 fn mysql_payload_group_kept_whole() {
     let d = fixture("mysql/transaction_compression.000001");
     let gs = all_groups(&d);
-    let g = gs.iter().find(|g| g.types.contains(types::TRANSACTION_PAYLOAD)).unwrap();
+    let g = gs
+        .iter()
+        .find(|g| g.types.contains(types::TRANSACTION_PAYLOAD))
+        .unwrap();
     assert!(g.complete);
     assert!(matches!(g.gtid, Gtid::Mysql { .. } | Gtid::Anonymous));
     assert_eq!(g.events, 2);
@@ -105,14 +121,23 @@ fn hostile_sizes_are_errors_with_offsets() {
     let b = Binlog::open(&x).unwrap();
     let err = b.events(false).find_map(|e| e.err()).unwrap();
     assert_eq!(err.offset, second as u64);
-    assert!(matches!(err.kind, ErrorKind::TruncatedEvent { size: 4294967295, .. }));
+    assert!(matches!(
+        err.kind,
+        ErrorKind::TruncatedEvent {
+            size: 4294967295,
+            ..
+        }
+    ));
     // size below the header
     for small in [0u32, 1, 18, 22] {
         x[second + 9..second + 13].copy_from_slice(&small.to_le_bytes());
         let b = Binlog::open(&x).unwrap();
         let err = b.events(false).find_map(|e| e.err()).unwrap();
         assert_eq!(err.offset, second as u64);
-        assert!(matches!(err.kind, ErrorKind::SizeTooSmall { .. }), "{small}: {err}");
+        assert!(
+            matches!(err.kind, ErrorKind::SizeTooSmall { .. }),
+            "{small}: {err}"
+        );
     }
     // a flipped byte: CRC names the event
     let mut y = d.clone();
@@ -126,9 +151,20 @@ fn hostile_sizes_are_errors_with_offsets() {
 #[test]
 fn not_binlogs() {
     assert_eq!(Binlog::open(b"").unwrap_err().kind, ErrorKind::Empty);
-    assert_eq!(Binlog::open(b"hello world").unwrap_err().kind, ErrorKind::NotBinlog);
-    assert_eq!(Binlog::open(b"\xfdbin\x01").unwrap_err().kind, ErrorKind::MysqlEncrypted);
-    assert_eq!(Binlog::open(&fixture("mysql/trunc_binlog.000001")).unwrap_err().kind, ErrorKind::PreV4);
+    assert_eq!(
+        Binlog::open(b"hello world").unwrap_err().kind,
+        ErrorKind::NotBinlog
+    );
+    assert_eq!(
+        Binlog::open(b"\xfdbin\x01").unwrap_err().kind,
+        ErrorKind::MysqlEncrypted
+    );
+    assert_eq!(
+        Binlog::open(&fixture("mysql/trunc_binlog.000001"))
+            .unwrap_err()
+            .kind,
+        ErrorKind::PreV4
+    );
     let e = Binlog::open(&fixture("damaged/binlog_truncated_event.000001")).unwrap_err();
     assert!(e.is_truncation());
     let d = fixture("damaged/binlog_before_20574.bin");
@@ -156,9 +192,15 @@ fn locate_positions() {
     let d = fixture("mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
     let b = Binlog::open(&d).unwrap();
     assert_eq!(locate(&b, 7841).unwrap(), Position::EventStart);
-    assert!(matches!(locate(&b, 7842).unwrap(), Position::Inside { prev: 7841, .. }));
+    assert!(matches!(
+        locate(&b, 7842).unwrap(),
+        Position::Inside { prev: 7841, .. }
+    ));
     assert_eq!(locate(&b, d.len() as u64).unwrap(), Position::End);
-    assert!(matches!(locate(&b, d.len() as u64 + 1).unwrap(), Position::Beyond { .. }));
+    assert!(matches!(
+        locate(&b, d.len() as u64 + 1).unwrap(),
+        Position::Beyond { .. }
+    ));
     assert_eq!(locate(&b, 2).unwrap(), Position::Magic);
 }
 

@@ -36,7 +36,9 @@ pub fn verify_all(b: &Binlog<'_>, threads: usize) -> (u64, Option<Error>) {
         return walk(b, 4, len, b.format.clone());
     }
     let mut splits: Vec<(u64, Format)> = vec![(4, b.format.clone())];
-    let mut targets = (1..threads as u64).map(|i| len / threads as u64 * i).peekable();
+    let mut targets = (1..threads as u64)
+        .map(|i| len / threads as u64 * i)
+        .peekable();
     let mut it = b.events(false);
     while let Some(&t) = targets.peek() {
         let pos = it.position();
@@ -57,8 +59,13 @@ pub fn verify_all(b: &Binlog<'_>, threads: usize) -> (u64, Option<Error>) {
         .map(|(i, (s, f))| (*s, splits.get(i + 1).map(|x| x.0).unwrap_or(len), f.clone()))
         .collect();
     let results: Vec<(u64, Option<Error>)> = std::thread::scope(|sc| {
-        let hs: Vec<_> = bounds.into_iter().map(|(s, e, f)| sc.spawn(move || walk(b, s, e, f))).collect();
-        hs.into_iter().map(|h| h.join().unwrap_or((0, None))).collect()
+        let hs: Vec<_> = bounds
+            .into_iter()
+            .map(|(s, e, f)| sc.spawn(move || walk(b, s, e, f)))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or((0, None)))
+            .collect()
     });
     let mut total = 0;
     for (n, err) in results {
@@ -77,7 +84,8 @@ mod tests {
     #[test]
     fn parallel_equals_sequential() {
         // a big synthetic file: the pitr fixture's events repeated (CRCs stay valid)
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000001");
+        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000001");
         let d = std::fs::read(p).unwrap();
         let b = Binlog::open(&d).unwrap();
         let body = &d[b.after_fde() as usize..];

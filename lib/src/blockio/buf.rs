@@ -19,7 +19,10 @@ impl AlignedBuf {
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "record size 0"));
         }
-        Ok(AlignedBuf { map: MmapMut::map_anon(len)?, len })
+        Ok(AlignedBuf {
+            map: MmapMut::map_anon(len)?,
+            len,
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -25,7 +25,10 @@ pub struct DirectFile {
 
 /// Open `path` for writing with O_DIRECT (no create, no truncate: it is meant for devices).
 pub fn open_direct(path: &Path) -> io::Result<DirectFile> {
-    let file = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
     Ok(DirectFile { file, direct: true })
 }
 
@@ -49,7 +52,10 @@ impl DirectFile {
 
 impl Write for DirectFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.direct && (!data.len().is_multiple_of(ALIGN) || !(data.as_ptr() as usize).is_multiple_of(ALIGN)) {
+        if self.direct
+            && (!data.len().is_multiple_of(ALIGN)
+                || !(data.as_ptr() as usize).is_multiple_of(ALIGN))
+        {
             self.leave_direct()?;
         }
         self.file.write(data)

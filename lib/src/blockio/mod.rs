@@ -78,7 +78,14 @@ pub struct RecordReader<R> {
 impl<R: Read> RecordReader<R> {
     /// A reader of `size`-byte records. `size` must be > 0.
     pub fn new(inner: R, size: usize) -> io::Result<Self> {
-        Ok(RecordReader { inner, buf: AlignedBuf::new(size)?, size, tape: false, stats: Stats::default(), done: false })
+        Ok(RecordReader {
+            inner,
+            buf: AlignedBuf::new(size)?,
+            size,
+            tape: false,
+            stats: Stats::default(),
+            done: false,
+        })
     }
 
     /// Tape mode: one `read(2)` per record, a zero-length read (filemark) ends the input.
@@ -93,7 +100,11 @@ impl<R: Read> RecordReader<R> {
             return Ok(None);
         }
         let buf = &mut self.buf.as_mut_slice()[..self.size];
-        let n = if self.tape { read_once(&mut self.inner, buf)? } else { read_full(&mut self.inner, buf)? };
+        let n = if self.tape {
+            read_once(&mut self.inner, buf)?
+        } else {
+            read_full(&mut self.inner, buf)?
+        };
         if n == 0 || (!self.tape && n < self.size) {
             self.done = true;
         }

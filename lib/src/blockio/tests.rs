@@ -30,7 +30,16 @@ fn pattern(n: usize) -> Vec<u8> {
 #[test]
 fn reader_fills_records_over_short_reads_and_eintr() {
     let data = pattern(100_000);
-    let mut r = RecordReader::new(Trickle { data: data.clone(), pos: 0, step: 1000, calls: 0 }, 32768).unwrap();
+    let mut r = RecordReader::new(
+        Trickle {
+            data: data.clone(),
+            pos: 0,
+            step: 1000,
+            calls: 0,
+        },
+        32768,
+    )
+    .unwrap();
     let mut lens = Vec::new();
     let mut out = Vec::new();
     while let Some(rec) = r.next_record().unwrap() {
@@ -39,7 +48,14 @@ fn reader_fills_records_over_short_reads_and_eintr() {
     }
     assert_eq!(lens, vec![32768, 32768, 32768, 100_000 - 3 * 32768]);
     assert_eq!(out, data);
-    assert_eq!(r.stats(), Stats { bytes: 100_000, full_records: 3, partial_records: 1 });
+    assert_eq!(
+        r.stats(),
+        Stats {
+            bytes: 100_000,
+            full_records: 3,
+            partial_records: 1
+        }
+    );
     assert!(r.next_record().unwrap().is_none());
 }
 
@@ -53,9 +69,17 @@ fn reader_exact_multiple_has_no_empty_record() {
 
 #[test]
 fn tape_mode_reads_once_per_record() {
-    let mut r = RecordReader::new(Trickle { data: pattern(5000), pos: 0, step: 1000, calls: 0 }, 32768)
-        .unwrap()
-        .tape(true);
+    let mut r = RecordReader::new(
+        Trickle {
+            data: pattern(5000),
+            pos: 0,
+            step: 1000,
+            calls: 0,
+        },
+        32768,
+    )
+    .unwrap()
+    .tape(true);
     assert_eq!(r.next_record().unwrap().unwrap().len(), 1000);
     assert_eq!(r.next_record().unwrap().unwrap().len(), 1000);
 }
@@ -82,7 +106,14 @@ fn writer_keeps_the_true_length_of_the_last_record() {
         w.write_bytes(chunk).unwrap();
     }
     let st = w.finish().unwrap();
-    assert_eq!(st, Stats { bytes: 70_000, full_records: 2, partial_records: 1 });
+    assert_eq!(
+        st,
+        Stats {
+            bytes: 70_000,
+            full_records: 2,
+            partial_records: 1
+        }
+    );
     let c = w.into_inner();
     assert_eq!(c.0, vec![32768, 32768, 70_000 - 65536]);
     assert_eq!(c.1, data);
@@ -90,7 +121,9 @@ fn writer_keeps_the_true_length_of_the_last_record() {
 
 #[test]
 fn writer_pads_when_asked() {
-    let mut w = RecordWriter::new(Calls::default(), 512).unwrap().pad_last(true);
+    let mut w = RecordWriter::new(Calls::default(), 512)
+        .unwrap()
+        .pad_last(true);
     w.write_bytes(&[1; 700]).unwrap();
     w.finish().unwrap();
     let c = w.into_inner();
@@ -102,7 +135,9 @@ fn writer_pads_when_asked() {
 fn writer_large_writes_and_copy_always_give_the_same_records() {
     let data = pattern(200_000);
     for copy in [false, true] {
-        let mut w = RecordWriter::new(Calls::default(), 4096).unwrap().copy_always(copy);
+        let mut w = RecordWriter::new(Calls::default(), 4096)
+            .unwrap()
+            .copy_always(copy);
         w.write_bytes(&data[..10]).unwrap();
         w.write_bytes(&data[10..]).unwrap();
         w.finish().unwrap();
@@ -131,7 +166,10 @@ fn direct_file_falls_back_for_the_unaligned_tail() {
     let mut w = RecordWriter::new(f, 4096).unwrap().copy_always(true);
     w.write_bytes(&data).unwrap();
     w.finish().unwrap();
-    assert!(!w.get_ref().is_direct(), "the short tail must leave O_DIRECT");
+    assert!(
+        !w.get_ref().is_direct(),
+        "the short tail must leave O_DIRECT"
+    );
     drop(w);
     assert_eq!(std::fs::read(&path).unwrap(), data);
     std::fs::remove_file(&path).unwrap();

@@ -35,8 +35,13 @@ pub fn unescape(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             if v <= 255 {
                 out.push(v as u8);
                 i += 4;
@@ -71,7 +76,16 @@ pub fn parse_line(line: &str) -> Option<MountEntry> {
     }
     let fstype = f.next()?.to_string();
     let source = String::from_utf8_lossy(&unescape(f.next()?)).into_owned();
-    Some(MountEntry { id, parent, dev, root, mount_point, options, fstype, source })
+    Some(MountEntry {
+        id,
+        parent,
+        dev,
+        root,
+        mount_point,
+        options,
+        fstype,
+        source,
+    })
 }
 
 /// Parse a whole mountinfo text, skipping malformed lines.
@@ -87,7 +101,11 @@ pub fn by_id(entries: &[MountEntry], id: u64) -> Option<&MountEntry> {
 /// Fallback without mount ids: among the mounts of device `dev`, the one whose mount point is
 /// the longest prefix of the canonical path `path` (the last one listed wins a tie: it was
 /// mounted on top).
-pub fn by_dev_and_prefix<'a>(entries: &'a [MountEntry], dev: (u32, u32), path: &Path) -> Option<&'a MountEntry> {
+pub fn by_dev_and_prefix<'a>(
+    entries: &'a [MountEntry],
+    dev: (u32, u32),
+    path: &Path,
+) -> Option<&'a MountEntry> {
     entries
         .iter()
         .filter(|e| e.dev == dev && path.starts_with(&e.mount_point))

@@ -35,7 +35,10 @@ pub struct WatchdogOptions {
 
 impl WatchdogOptions {
     pub fn new(timeout: Duration) -> WatchdogOptions {
-        WatchdogOptions { timeout, orphan_log_name: None }
+        WatchdogOptions {
+            timeout,
+            orphan_log_name: None,
+        }
     }
 }
 
@@ -73,7 +76,10 @@ impl FreezeReport {
     pub fn error(&self) -> Option<FreezeError> {
         match self.thaw_errno {
             None | Some(Errno::EINVAL) => None,
-            Some(errno) => Some(FreezeError::Thaw { path: self.path.clone(), errno }),
+            Some(errno) => Some(FreezeError::Thaw {
+                path: self.path.clone(),
+                errno,
+            }),
         }
     }
 }
@@ -104,21 +110,32 @@ pub struct GuardedFreeze {
 }
 
 fn watchdog_err(detail: impl Into<String>) -> FreezeError {
-    FreezeError::Watchdog { detail: detail.into() }
+    FreezeError::Watchdog {
+        detail: detail.into(),
+    }
 }
 
 impl GuardedFreeze {
     /// Start the watchdog for `targets` (in freeze order; thawed in reverse). Nothing is
     /// frozen yet: call [`GuardedFreeze::freeze_all`].
-    pub fn spawn(targets: Vec<Target>, opts: WatchdogOptions) -> Result<GuardedFreeze, FreezeError> {
+    pub fn spawn(
+        targets: Vec<Target>,
+        opts: WatchdogOptions,
+    ) -> Result<GuardedFreeze, FreezeError> {
         if opts.timeout.is_zero() {
             return Err(watchdog_err("timeout must be greater than 0"));
         }
-        let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| watchdog_err(format!("pipe: {}", e.desc())));
+        let pipe = || {
+            nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| watchdog_err(format!("pipe: {}", e.desc())))
+        };
         let (control_read, control_write): (OwnedFd, OwnedFd) = pipe()?;
         let (status_read, status_write): (OwnedFd, OwnedFd) = pipe()?;
         let orphan_prefix = opts.orphan_log_name.as_ref().map(|name| {
-            targets.iter().map(|t| format!("{name}: {}: ", t.path.display()).into_bytes()).collect()
+            targets
+                .iter()
+                .map(|t| format!("{name}: {}: ", t.path.display()).into_bytes())
+                .collect()
         });
         let mut plan = child::Plan {
             control_read: control_read.as_raw_fd(),
@@ -132,7 +149,8 @@ impl GuardedFreeze {
             keep: Vec::new(),
             thawed: Vec::new(),
         };
-        let pid = child::spawn(&mut plan).map_err(|e| watchdog_err(format!("fork: {}", e.desc())))?;
+        let pid =
+            child::spawn(&mut plan).map_err(|e| watchdog_err(format!("fork: {}", e.desc())))?;
         // Only the watchdog may hold these two: the control pipe's EOF must mean "owner died".
         drop(control_read);
         drop(status_write);
@@ -182,7 +200,9 @@ impl GuardedFreeze {
 
     fn record_thaw(&mut self, r: &Record) {
         let i = r.index as usize;
-        let Some((fs, fe)) = self.frozen.get_mut(i).and_then(Option::take) else { return };
+        let Some((fs, fe)) = self.frozen.get_mut(i).and_then(Option::take) else {
+            return;
+        };
         self.reports.push(FreezeReport {
             path: self.targets[i].path.clone(),
             mount_point: self.targets[i].mount.mount_point.clone(),
@@ -275,7 +295,10 @@ impl GuardedFreeze {
                 Ok(())
             }
             Ok(r) if r.kind == b'F' && r.index as usize == i => {
-                let err = FreezeError::Freeze { path: self.targets[i].path.clone(), errno: Errno::from_raw(r.errno) };
+                let err = FreezeError::Freeze {
+                    path: self.targets[i].path.clone(),
+                    errno: Errno::from_raw(r.errno),
+                };
                 self.finish();
                 Err(err)
             }
@@ -284,7 +307,11 @@ impl GuardedFreeze {
                 if r.kind == b'T' {
                     self.record_thaw(&r);
                 }
-                let ev = if r.kind == b'D' { WatchdogEvent::TimedOut } else { self.drain() };
+                let ev = if r.kind == b'D' {
+                    WatchdogEvent::TimedOut
+                } else {
+                    self.drain()
+                };
                 self.finished = Some(ev);
                 self.reap();
                 Err(watchdog_err("timeout expired while freezing"))
@@ -302,7 +329,10 @@ impl GuardedFreeze {
     /// (everything is then thawed; [`GuardedFreeze::thaw_all`] returns the reports).
     pub fn check(&mut self) -> Option<&WatchdogEvent> {
         if self.finished.is_none() {
-            let mut pfd = [nix::poll::PollFd::new(self.status.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut pfd = [nix::poll::PollFd::new(
+                self.status.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             let ready = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO).unwrap_or(0) > 0;
             if ready {
                 let ev = self.drain();

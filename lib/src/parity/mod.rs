@@ -38,9 +38,14 @@ impl fmt::Display for ParityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParityError::Unsupported { data, parity } => {
-                write!(f, "unsupported geometry: {data} data + {parity} parity volumes")
+                write!(
+                    f,
+                    "unsupported geometry: {data} data + {parity} parity volumes"
+                )
             }
-            ParityError::ShardSize(n) => write!(f, "invalid block size {n}: must be even and non-zero"),
+            ParityError::ShardSize(n) => {
+                write!(f, "invalid block size {n}: must be even and non-zero")
+            }
             ParityError::TooManyLost { lost, parity } => {
                 write!(f, "{lost} volumes lost but only {parity} parity volume(s)")
             }
@@ -59,7 +64,13 @@ fn rs_err(e: reed_solomon_simd::Error) -> ParityError {
 const PARALLEL_MIN: usize = 256 * 1024;
 
 /// Rebuild the absent data shards of `shards` (all of one length) with `dec`.
-fn decode_into(dec: &mut ReedSolomonDecoder, d: usize, m: usize, shards: &mut [&mut [u8]], present: &[bool]) -> Result<(), ParityError> {
+fn decode_into(
+    dec: &mut ReedSolomonDecoder,
+    d: usize,
+    m: usize,
+    shards: &mut [&mut [u8]],
+    present: &[bool],
+) -> Result<(), ParityError> {
     let len = shards[0].len();
     dec.reset(d, m, len).map_err(rs_err)?;
     for (i, sh) in shards.iter().enumerate().take(d + m) {
@@ -112,7 +123,15 @@ impl Codec {
         } else {
             None
         };
-        Ok(Codec { data, parity, shard, rs, dec2: None, scratch: vec![0; parity * shard], saved: vec![0; shard] })
+        Ok(Codec {
+            data,
+            parity,
+            shard,
+            rs,
+            dec2: None,
+            scratch: vec![0; parity * shard],
+            saved: vec![0; shard],
+        })
     }
 
     pub fn data_shards(&self) -> usize {
@@ -158,7 +177,10 @@ impl Codec {
     }
 
     fn check_span(&self, len: usize) {
-        assert!(len > 0 && len.is_multiple_of(self.shard) && (len == self.shard || self.can_span()), "parity span {len}");
+        assert!(
+            len > 0 && len.is_multiple_of(self.shard) && (len == self.shard || self.can_span()),
+            "parity span {len}"
+        );
         debug_assert!(len.is_multiple_of(2));
     }
 
@@ -170,14 +192,20 @@ impl Codec {
             self.scratch.resize(m * len, 0);
         }
         match &mut self.rs {
-            None => xor_all(&mut self.scratch[..len], bufs[..d].iter().map(|b| &b[off..off + len])),
+            None => xor_all(
+                &mut self.scratch[..len],
+                bufs[..d].iter().map(|b| &b[off..off + len]),
+            ),
             Some((enc, _)) => {
                 enc.reset(d, m, len).map_err(rs_err)?;
                 for b in &bufs[..d] {
                     enc.add_original_shard(&b[off..off + len]).map_err(rs_err)?;
                 }
                 let res = enc.encode().map_err(rs_err)?;
-                for (o, r) in self.scratch[..m * len].chunks_exact_mut(len).zip(res.recovery_iter()) {
+                for (o, r) in self.scratch[..m * len]
+                    .chunks_exact_mut(len)
+                    .zip(res.recovery_iter())
+                {
                     o.copy_from_slice(r);
                 }
             }
@@ -190,7 +218,13 @@ impl Codec {
     /// present: nothing to check). `len` is one shard, or several rows when [`can_span`].
     ///
     /// [`can_span`]: Codec::can_span
-    pub fn row_consistent(&mut self, bufs: &[Vec<u8>], off: usize, len: usize, present: &[bool]) -> Result<bool, ParityError> {
+    pub fn row_consistent(
+        &mut self,
+        bufs: &[Vec<u8>],
+        off: usize,
+        len: usize,
+        present: &[bool],
+    ) -> Result<bool, ParityError> {
         self.check_span(len);
         let d = self.data;
         debug_assert!(present[..d].iter().all(|&p| p));
@@ -199,7 +233,8 @@ impl Codec {
         }
         self.parity_of(bufs, off, len)?;
         for p in 0..self.parity {
-            if present[d + p] && bufs[d + p][off..off + len] != self.scratch[p * len..(p + 1) * len] {
+            if present[d + p] && bufs[d + p][off..off + len] != self.scratch[p * len..(p + 1) * len]
+            {
                 return Ok(false);
             }
         }
@@ -209,7 +244,13 @@ impl Codec {
     /// Fill every shard `i` with `present[i] == false` (data and parity) over `off..off + len`
     /// from the others. One call for many rows costs about what one row does with
     /// Reed-Solomon, whose decoder has a large fixed cost per call.
-    pub fn rebuild(&mut self, bufs: &mut [Vec<u8>], off: usize, len: usize, present: &[bool]) -> Result<(), ParityError> {
+    pub fn rebuild(
+        &mut self,
+        bufs: &mut [Vec<u8>],
+        off: usize,
+        len: usize,
+        present: &[bool],
+    ) -> Result<(), ParityError> {
         self.check_span(len);
         let (d, m) = (self.data, self.parity);
         let n = d + m;
@@ -230,7 +271,10 @@ impl Codec {
                     // One parity shard: the lost data shard is the XOR of all the others.
                     let e = present.iter().position(|&p| !p).unwrap();
                     let scratch = &mut self.scratch[..len];
-                    xor_all(scratch, (0..n).filter(|&i| i != e).map(|i| &bufs[i][off..off + len]));
+                    xor_all(
+                        scratch,
+                        (0..n).filter(|&i| i != e).map(|i| &bufs[i][off..off + len]),
+                    );
                     bufs[e][off..off + len].copy_from_slice(scratch);
                 }
                 Some((_, dec)) => {
@@ -239,7 +283,9 @@ impl Codec {
                     let half = (rows / 2) * s;
                     let mut lo: Vec<&mut [u8]> = Vec::with_capacity(n);
                     let mut hi: Vec<&mut [u8]> = Vec::with_capacity(n);
-                    if half >= PARALLEL_MIN && std::thread::available_parallelism().map_or(1, |p| p.get()) > 1 {
+                    if half >= PARALLEL_MIN
+                        && std::thread::available_parallelism().map_or(1, |p| p.get()) > 1
+                    {
                         // Reed-Solomon decoding is the slowest thing here (~2 GB/s): a large
                         // span is decoded in two halves on two cores.
                         if self.dec2.is_none() {
@@ -254,7 +300,9 @@ impl Codec {
                         std::thread::scope(|sc| {
                             let other = sc.spawn(|| decode_into(dec2, d, m, &mut hi, present));
                             let mine = decode_into(dec, d, m, &mut lo, present);
-                            let theirs = other.join().unwrap_or_else(|_| Err(ParityError::Codec("decoder thread panicked".into())));
+                            let theirs = other.join().unwrap_or_else(|_| {
+                                Err(ParityError::Codec("decoder thread panicked".into()))
+                            });
                             mine.and(theirs)
                         })?;
                     } else {
@@ -270,7 +318,8 @@ impl Codec {
             self.parity_of(bufs, off, len)?;
             for p in 0..m {
                 if !present[d + p] {
-                    bufs[d + p][off..off + len].copy_from_slice(&self.scratch[p * len..(p + 1) * len]);
+                    bufs[d + p][off..off + len]
+                        .copy_from_slice(&self.scratch[p * len..(p + 1) * len]);
                 }
             }
         }
@@ -281,7 +330,12 @@ impl Codec {
     /// it consistent, and repair it in place. Needs two parity shards or more (with one, every
     /// shard is an equally good suspect). Returns the shard index, or `None` (row unchanged)
     /// when no single shard explains the mismatch.
-    pub fn locate_and_repair(&mut self, bufs: &mut [Vec<u8>], off: usize, present: &mut [bool]) -> Result<Option<usize>, ParityError> {
+    pub fn locate_and_repair(
+        &mut self,
+        bufs: &mut [Vec<u8>],
+        off: usize,
+        present: &mut [bool],
+    ) -> Result<Option<usize>, ParityError> {
         let (d, m, s) = (self.data, self.parity, self.shard);
         if m < 2 {
             return Ok(None);
@@ -377,7 +431,17 @@ mod tests {
 
     #[test]
     fn every_loss_pattern_rebuilds() {
-        for (d, m) in [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (3, 2), (4, 2), (2, 3), (3, 3)] {
+        for (d, m) in [
+            (1, 1),
+            (2, 1),
+            (4, 1),
+            (1, 2),
+            (2, 2),
+            (3, 2),
+            (4, 2),
+            (2, 3),
+            (3, 3),
+        ] {
             for s in [2, 64, 1000] {
                 round_trip(d, m, s);
             }
@@ -392,7 +456,9 @@ mod tests {
         let mut good: Vec<Vec<u8>> = rows_of(d, s * rows);
         good.extend((0..m).map(|_| vec![0u8; s * rows]));
         for r in 0..rows {
-            let row: Vec<u8> = (0..d).flat_map(|i| good[i][r * s..(r + 1) * s].to_vec()).collect();
+            let row: Vec<u8> = (0..d)
+                .flat_map(|i| good[i][r * s..(r + 1) * s].to_vec())
+                .collect();
             let mut par = vec![0u8; m * s];
             c.encode_row(&row, &mut par).unwrap();
             for p in 0..m {
@@ -417,8 +483,14 @@ mod tests {
     fn bad_geometry() {
         assert_eq!(Codec::new(2, 1, 0).err(), Some(ParityError::ShardSize(0)));
         assert_eq!(Codec::new(2, 1, 3).err(), Some(ParityError::ShardSize(3)));
-        assert!(matches!(Codec::new(0, 1, 64), Err(ParityError::Unsupported { .. })));
-        assert!(matches!(Codec::new(2, 0, 64), Err(ParityError::Unsupported { .. })));
+        assert!(matches!(
+            Codec::new(0, 1, 64),
+            Err(ParityError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            Codec::new(2, 0, 64),
+            Err(ParityError::Unsupported { .. })
+        ));
     }
 }
 
@@ -431,12 +503,23 @@ mod span_tests {
     #[test]
     fn reed_solomon_is_position_wise() {
         let (d, m, s, rows) = (4, 2, 1024, 3);
-        let data: Vec<Vec<u8>> = (0..d).map(|i| (0..s * rows).map(|k| (k * 31 + i * 7 + k / 13) as u8).collect()).collect();
+        let data: Vec<Vec<u8>> = (0..d)
+            .map(|i| {
+                (0..s * rows)
+                    .map(|k| (k * 31 + i * 7 + k / 13) as u8)
+                    .collect()
+            })
+            .collect();
         let mut enc = ReedSolomonEncoder::new(d, m, s * rows).unwrap();
         for x in &data {
             enc.add_original_shard(x).unwrap();
         }
-        let whole: Vec<Vec<u8>> = enc.encode().unwrap().recovery_iter().map(|r| r.to_vec()).collect();
+        let whole: Vec<Vec<u8>> = enc
+            .encode()
+            .unwrap()
+            .recovery_iter()
+            .map(|r| r.to_vec())
+            .collect();
         for r in 0..rows {
             let mut enc = ReedSolomonEncoder::new(d, m, s).unwrap();
             for x in &data {

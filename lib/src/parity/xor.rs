@@ -9,7 +9,11 @@ const LANE: usize = 64;
 
 /// `dst ^= src`.
 pub fn xor_into(dst: &mut [u8], src: &[u8]) {
-    assert_eq!(dst.len(), src.len(), "xor_into: slices of different lengths");
+    assert_eq!(
+        dst.len(),
+        src.len(),
+        "xor_into: slices of different lengths"
+    );
     let mut d = dst.chunks_exact_mut(LANE);
     let mut s = src.chunks_exact(LANE);
     for (dc, sc) in (&mut d).zip(&mut s) {
@@ -26,7 +30,10 @@ pub fn xor_into(dst: &mut [u8], src: &[u8]) {
 
 /// `dst = a ^ b` in one pass (the 2+1 case: one read of each input, one write).
 pub fn xor2(dst: &mut [u8], a: &[u8], b: &[u8]) {
-    assert!(dst.len() == a.len() && a.len() == b.len(), "xor2: slices of different lengths");
+    assert!(
+        dst.len() == a.len() && a.len() == b.len(),
+        "xor2: slices of different lengths"
+    );
     let mut d = dst.chunks_exact_mut(LANE);
     let mut x = a.chunks_exact(LANE);
     let mut y = b.chunks_exact(LANE);
@@ -38,7 +45,12 @@ pub fn xor2(dst: &mut [u8], a: &[u8], b: &[u8]) {
             dc[k] = xc[k] ^ yc[k];
         }
     }
-    for ((o, p), q) in d.into_remainder().iter_mut().zip(x.remainder()).zip(y.remainder()) {
+    for ((o, p), q) in d
+        .into_remainder()
+        .iter_mut()
+        .zip(x.remainder())
+        .zip(y.remainder())
+    {
         *o = *p ^ *q;
     }
 }

@@ -35,8 +35,7 @@ pub enum Source {
 }
 
 /// How join runs.
-#[derive(Debug, Clone, Copy)]
-#[derive(Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct JoinOptions {
     /// The child block size the user asked for (`None`: what the volumes say, or 32 KiB).
     pub block: Option<usize>,
@@ -47,18 +46,30 @@ pub struct JoinOptions {
     pub trust_data: bool,
 }
 
-
 /// Something worth telling the user; the stream stays exact unless the event says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The volume is missing (named `missing` or unreadable when opened): rebuilt throughout.
     Missing { volume: usize, cause: String },
     /// The volume stopped at `record` (truncated, read error): rebuilt from there on.
-    Ended { volume: usize, record: u64, offset: u64, cause: String },
+    Ended {
+        volume: usize,
+        record: u64,
+        offset: u64,
+        cause: String,
+    },
     /// A record's checksum does not match: rebuilt from the others.
-    BadChecksum { volume: usize, record: u64, offset: u64 },
+    BadChecksum {
+        volume: usize,
+        record: u64,
+        offset: u64,
+    },
     /// Reed-Solomon found the one record that made the row inconsistent and rebuilt it.
-    Located { volume: usize, record: u64, offset: u64 },
+    Located {
+        volume: usize,
+        record: u64,
+        offset: u64,
+    },
     /// The row's parity does not match and no volume can be blamed.
     ParityMismatch { record: u64, offset: u64 },
     /// More volumes are lost in this row than there are parity volumes.
@@ -68,19 +79,55 @@ pub enum Event {
 /// Why join stopped.
 #[derive(Debug)]
 pub enum JoinError {
-    FirstBlock { volume: usize, err: MetaError },
-    Truncated { volume: usize, got: usize, want: usize },
+    FirstBlock {
+        volume: usize,
+        err: MetaError,
+    },
+    Truncated {
+        volume: usize,
+        got: usize,
+        want: usize,
+    },
     NoVolume,
-    Count { given: usize, volumes: usize },
-    OtherSet { volume: usize, set: u64, first: usize, first_set: u64 },
-    Position { volume: usize, child: usize },
-    Differs { volume: usize, first: usize, what: &'static str },
-    BlockSize { given: usize, stored: usize },
-    Incomplete { volume: usize },
+    Count {
+        given: usize,
+        volumes: usize,
+    },
+    OtherSet {
+        volume: usize,
+        set: u64,
+        first: usize,
+        first_set: u64,
+    },
+    Position {
+        volume: usize,
+        child: usize,
+    },
+    Differs {
+        volume: usize,
+        first: usize,
+        what: &'static str,
+    },
+    BlockSize {
+        given: usize,
+        stored: usize,
+    },
+    Incomplete {
+        volume: usize,
+    },
     Layout(LayoutError),
-    TooManyLost { record: u64, lost: Vec<usize>, parity: usize },
-    ParityMismatch { record: u64, offset: u64 },
-    NoEnd { rows: u64 },
+    TooManyLost {
+        record: u64,
+        lost: Vec<usize>,
+        parity: usize,
+    },
+    ParityMismatch {
+        record: u64,
+        offset: u64,
+    },
+    NoEnd {
+        rows: u64,
+    },
     Output(io::Error),
     Parity(ParityError),
 }
@@ -196,7 +243,10 @@ impl Set {
         for (i, s) in sources.into_iter().enumerate() {
             let mut r = match s {
                 Source::Missing => {
-                    events.push(Event::Missing { volume: i, cause: "given as missing".into() });
+                    events.push(Event::Missing {
+                        volume: i,
+                        cause: "given as missing".into(),
+                    });
                     lost.push(i);
                     readers.push(None);
                     firsts.push(None);
@@ -207,7 +257,10 @@ impl Set {
             let mut block = vec![0u8; hs];
             let (mut got, mut err) = read_up_to(&mut *r, &mut block);
             // Unless told, the first block is as long as raitstripe's line says.
-            let size = match (opts.header_size, FirstBlock::stated_header_size(&block[..got])) {
+            let size = match (
+                opts.header_size,
+                FirstBlock::stated_header_size(&block[..got]),
+            ) {
                 (None, Some(stated)) => stated,
                 _ => hs,
             };
@@ -218,14 +271,21 @@ impl Set {
                 err = e;
             }
             if let Some(e) = err {
-                events.push(Event::Missing { volume: i, cause: format!("unreadable: {e}") });
+                events.push(Event::Missing {
+                    volume: i,
+                    cause: format!("unreadable: {e}"),
+                });
                 lost.push(i);
                 readers.push(None);
                 firsts.push(None);
                 continue;
             }
             if got < size {
-                return Err(JoinError::Truncated { volume: i, got, want: size });
+                return Err(JoinError::Truncated {
+                    volume: i,
+                    got,
+                    want: size,
+                });
             }
             if got > size {
                 // read past a smaller first block: give the records back
@@ -233,15 +293,21 @@ impl Set {
                 r = Box::new(io::Cursor::new(rest).chain(r));
             }
             block.truncate(size);
-            let fb = FirstBlock::parse(&block).map_err(|err| JoinError::FirstBlock { volume: i, err })?;
+            let fb = FirstBlock::parse(&block)
+                .map_err(|err| JoinError::FirstBlock { volume: i, err })?;
             readers.push(Some(r));
             firsts.push(Some(fb));
         }
-        let Some(first) = firsts.iter().position(|f| f.is_some()) else { return Err(JoinError::NoVolume) };
+        let Some(first) = firsts.iter().position(|f| f.is_some()) else {
+            return Err(JoinError::NoVolume);
+        };
         let f0 = firsts[first].clone().unwrap();
         if let Some(m) = &f0.meta {
             if m.geometry.volumes != n {
-                return Err(JoinError::Count { given: n, volumes: m.geometry.volumes });
+                return Err(JoinError::Count {
+                    given: n,
+                    volumes: m.geometry.volumes,
+                });
             }
         }
         for (i, f) in firsts.iter().enumerate() {
@@ -249,67 +315,124 @@ impl Set {
             match (&f0.meta, &f.meta) {
                 (Some(a), Some(b)) => {
                     if a.set != b.set {
-                        return Err(JoinError::OtherSet { volume: i, set: b.set, first, first_set: a.set });
+                        return Err(JoinError::OtherSet {
+                            volume: i,
+                            set: b.set,
+                            first,
+                            first_set: a.set,
+                        });
                     }
                     if a.geometry != b.geometry || a.header != b.header {
-                        return Err(JoinError::Differs { volume: i, first, what: "geometry" });
+                        return Err(JoinError::Differs {
+                            volume: i,
+                            first,
+                            what: "geometry",
+                        });
                     }
                     if b.child != i {
-                        return Err(JoinError::Position { volume: i, child: b.child });
+                        return Err(JoinError::Position {
+                            volume: i,
+                            child: b.child,
+                        });
                     }
                     if let (Length::Known(x), Length::Known(y)) = (a.len, b.len) {
                         if x != y {
-                            return Err(JoinError::Differs { volume: i, first, what: "length" });
+                            return Err(JoinError::Differs {
+                                volume: i,
+                                first,
+                                what: "length",
+                            });
                         }
                     }
                 }
                 (None, None) => {}
-                _ => return Err(JoinError::Differs { volume: i, first, what: "metadata (one is raitstripe's, one is not)" }),
+                _ => {
+                    return Err(JoinError::Differs {
+                        volume: i,
+                        first,
+                        what: "metadata (one is raitstripe's, one is not)",
+                    })
+                }
             }
             if f.amanda != f0.amanda {
-                return Err(JoinError::Differs { volume: i, first, what: "header" });
+                return Err(JoinError::Differs {
+                    volume: i,
+                    first,
+                    what: "header",
+                });
             }
         }
-        let (geo, set, end) = match &f0.meta {
-            Some(m) => {
-                if let Some(b) = opts.block {
-                    if b != m.geometry.block {
-                        return Err(JoinError::BlockSize { given: b, stored: m.geometry.block });
+        let (geo, set, end) =
+            match &f0.meta {
+                Some(m) => {
+                    if let Some(b) = opts.block {
+                        if b != m.geometry.block {
+                            return Err(JoinError::BlockSize {
+                                given: b,
+                                stored: m.geometry.block,
+                            });
+                        }
                     }
-                }
-                let metas = firsts.iter().flatten().filter_map(|f| f.meta.as_ref());
-                let mut end = End::Trailer;
-                for (i, mm) in firsts.iter().enumerate().filter_map(|(i, f)| f.as_ref().and_then(|f| f.meta.as_ref()).map(|m| (i, m))) {
-                    if mm.len == Length::Incomplete {
-                        return Err(JoinError::Incomplete { volume: i });
+                    let metas = firsts.iter().flatten().filter_map(|f| f.meta.as_ref());
+                    let mut end = End::Trailer;
+                    for (i, mm) in firsts.iter().enumerate().filter_map(|(i, f)| {
+                        f.as_ref().and_then(|f| f.meta.as_ref()).map(|m| (i, m))
+                    }) {
+                        if mm.len == Length::Incomplete {
+                            return Err(JoinError::Incomplete { volume: i });
+                        }
                     }
-                }
-                for mm in metas {
-                    if let Length::Known(p) = mm.len {
-                        end = End::Known(p);
+                    for mm in metas {
+                        if let Length::Known(p) = mm.len {
+                            end = End::Known(p);
+                        }
                     }
+                    (m.geometry, m.set, end)
                 }
-                (m.geometry, m.set, end)
-            }
-            None => {
-                // Amanda's own set: the children's header says the child block size in its
-                // restore line (`dd if=<tape> bs=32k skip=1`, spec §1.3), when it is known.
-                let stated = f0.amanda.as_deref().and_then(restore_line_block_size);
-                let block = match (opts.block, stated) {
-                    (Some(b), Some(st)) if b != st => return Err(JoinError::BlockSize { given: b, stored: st }),
-                    (Some(b), _) => b,
-                    (None, Some(st)) => st,
-                    (None, None) => AMANDA_BLOCK,
-                };
-                let geo = Geometry::new(n, 1, block, f0.amanda.as_ref().map_or(hs, |h| h.len()), false)
+                None => {
+                    // Amanda's own set: the children's header says the child block size in its
+                    // restore line (`dd if=<tape> bs=32k skip=1`, spec §1.3), when it is known.
+                    let stated = f0.amanda.as_deref().and_then(restore_line_block_size);
+                    let block = match (opts.block, stated) {
+                        (Some(b), Some(st)) if b != st => {
+                            return Err(JoinError::BlockSize {
+                                given: b,
+                                stored: st,
+                            })
+                        }
+                        (Some(b), _) => b,
+                        (None, Some(st)) => st,
+                        (None, None) => AMANDA_BLOCK,
+                    };
+                    let geo = Geometry::new(
+                        n,
+                        1,
+                        block,
+                        f0.amanda.as_ref().map_or(hs, |h| h.len()),
+                        false,
+                    )
                     .map_err(JoinError::Layout)?;
-                (geo, 0, End::Eof)
-            }
-        };
+                    (geo, 0, End::Eof)
+                }
+            };
         if lost.len() > geo.parity {
-            return Err(JoinError::TooManyLost { record: 0, lost, parity: geo.parity });
+            return Err(JoinError::TooManyLost {
+                record: 0,
+                lost,
+                parity: geo.parity,
+            });
         }
-        Ok(Set { geo, set, meta: f0.meta, header: f0.amanda, end, readers, lost, events, trust: opts.trust_data })
+        Ok(Set {
+            geo,
+            set,
+            meta: f0.meta,
+            header: f0.amanda,
+            end,
+            readers,
+            lost,
+            events,
+            trust: opts.trust_data,
+        })
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -340,12 +463,20 @@ impl Set {
         let (n, d, m, c) = (geo.volumes, geo.data(), geo.parity, geo.block);
         let rec = geo.record_len();
         let row_bytes = geo.row_bytes() as u64;
-        let mut sum = Summary { lost_volumes: self.lost.clone(), padded: matches!(self.end, End::Eof), ..Summary::default() };
+        let mut sum = Summary {
+            lost_volumes: self.lost.clone(),
+            padded: matches!(self.end, End::Eof),
+            ..Summary::default()
+        };
         for e in self.events.drain(..) {
             on_event(&e);
         }
         let mut codec = Codec::new(d, m, c).map_err(JoinError::Parity)?;
-        let hold = if matches!(self.end, End::Trailer) { 2 } else { 0 };
+        let hold = if matches!(self.end, End::Trailer) {
+            2
+        } else {
+            0
+        };
         // about 2 MiB per volume per batch, whatever the block size (bounded by MAX_BLOCK)
         let batch = ((2 << 20) / rec).clamp(1, BATCH);
         let cap = (batch + hold) * rec;
@@ -376,7 +507,9 @@ impl Set {
         loop {
             // Fill every live volume's buffer.
             for i in 0..n {
-                let Some(r) = self.readers[i].as_mut() else { continue };
+                let Some(r) = self.readers[i].as_mut() else {
+                    continue;
+                };
                 if !eof[i] && have[i] < cap {
                     let (got, err) = read_up_to(&mut **r, &mut bufs[i][have[i]..cap]);
                     have[i] += got;
@@ -401,7 +534,11 @@ impl Set {
                     if eof[i] && errs[i].is_none() && have[i] % rec == 0 && avail >= 1 {
                         if let Ok(t) = Trailer::parse(&bufs[i][(avail - 1) * rec..avail * rec]) {
                             let records = done + (avail - 1) as u64;
-                            if t.set == self.set && t.child == i && t.records == records && geo.rows_for(t.len) == records {
+                            if t.set == self.set
+                                && t.child == i
+                                && t.records == records
+                                && geo.rows_for(t.len) == records
+                            {
                                 usable[i] = avail - 1;
                                 if total.is_none() {
                                     total = Some(records);
@@ -425,8 +562,15 @@ impl Set {
             for i in 0..n {
                 if self.readers[i].is_some() && usable[i] < rows {
                     let record = done + usable[i] as u64;
-                    let cause = errs[i].clone().unwrap_or_else(|| "volume ends early (truncated)".into());
-                    on_event(&Event::Ended { volume: i, record, offset: geo.record_offset(record), cause });
+                    let cause = errs[i]
+                        .clone()
+                        .unwrap_or_else(|| "volume ends early (truncated)".into());
+                    on_event(&Event::Ended {
+                        volume: i,
+                        record,
+                        offset: geo.record_offset(record),
+                        cause,
+                    });
                     sum.lost_volumes.push(i);
                     self.readers[i] = None;
                 }
@@ -434,15 +578,20 @@ impl Set {
             // Fast path: the same volumes present in every row of the batch and no tags to
             // check: check or rebuild the whole batch in one call (contiguous shards).
             let mut batch_done = false;
-            if !geo.sums && codec.can_span() && (0..n).all(|i| usable[i] == 0 || usable[i] >= rows) {
+            if !geo.sums && codec.can_span() && (0..n).all(|i| usable[i] == 0 || usable[i] >= rows)
+            {
                 for i in 0..n {
                     present[i] = usable[i] >= rows;
                 }
                 let lost = present.iter().filter(|&&p| !p).count();
                 if lost == 0 {
-                    batch_done = codec.row_consistent(&bufs, 0, rows * c, &present).map_err(JoinError::Parity)?;
+                    batch_done = codec
+                        .row_consistent(&bufs, 0, rows * c, &present)
+                        .map_err(JoinError::Parity)?;
                 } else if lost <= m {
-                    codec.rebuild(&mut bufs, 0, rows * c, &present).map_err(JoinError::Parity)?;
+                    codec
+                        .rebuild(&mut bufs, 0, rows * c, &present)
+                        .map_err(JoinError::Parity)?;
                     sum.rebuilt_records += (lost * rows) as u64;
                     batch_done = true;
                 }
@@ -463,7 +612,11 @@ impl Set {
                             if t[..] != bufs[i][off + c..off + c + TAG_LEN] {
                                 present[i] = false;
                                 sum.damaged_records += 1;
-                                on_event(&Event::BadChecksum { volume: i, record, offset: geo.record_offset(record) });
+                                on_event(&Event::BadChecksum {
+                                    volume: i,
+                                    record,
+                                    offset: geo.record_offset(record),
+                                });
                             }
                         }
                     }
@@ -475,14 +628,28 @@ impl Set {
                         on_event(&Event::Unrecoverable { record, lost });
                         continue;
                     }
-                    return Err(JoinError::TooManyLost { record, lost, parity: m });
+                    return Err(JoinError::TooManyLost {
+                        record,
+                        lost,
+                        parity: m,
+                    });
                 }
                 if lost.is_empty() {
-                    if !codec.row_consistent(&bufs, off, c, &present).map_err(JoinError::Parity)? {
-                        if let Some(k) = codec.locate_and_repair(&mut bufs, off, &mut present).map_err(JoinError::Parity)? {
+                    if !codec
+                        .row_consistent(&bufs, off, c, &present)
+                        .map_err(JoinError::Parity)?
+                    {
+                        if let Some(k) = codec
+                            .locate_and_repair(&mut bufs, off, &mut present)
+                            .map_err(JoinError::Parity)?
+                        {
                             sum.damaged_records += 1;
                             sum.rebuilt_records += 1;
-                            on_event(&Event::Located { volume: k, record, offset: geo.record_offset(record) });
+                            on_event(&Event::Located {
+                                volume: k,
+                                record,
+                                offset: geo.record_offset(record),
+                            });
                         } else {
                             let offset = geo.record_offset(record);
                             if !verify && !self.trust {
@@ -493,7 +660,9 @@ impl Set {
                         }
                     }
                 } else {
-                    codec.rebuild(&mut bufs, off, c, &present).map_err(JoinError::Parity)?;
+                    codec
+                        .rebuild(&mut bufs, off, c, &present)
+                        .map_err(JoinError::Parity)?;
                     sum.rebuilt_records += lost.len() as u64;
                 }
             }
@@ -521,7 +690,12 @@ impl Set {
                 let mut tags = vec![0u8; rows * TAG_LEN];
                 if geo.sums {
                     for j in 0..rows {
-                        tags[j * TAG_LEN..][..TAG_LEN].copy_from_slice(&tag(self.set, done + j as u64, k, &bufs[k][j * rec..][..c]));
+                        tags[j * TAG_LEN..][..TAG_LEN].copy_from_slice(&tag(
+                            self.set,
+                            done + j as u64,
+                            k,
+                            &bufs[k][j * rec..][..c],
+                        ));
                     }
                 }
                 let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(rows * 2);
@@ -531,7 +705,8 @@ impl Set {
                         parts.push(IoSlice::new(&tags[j * TAG_LEN..][..TAG_LEN]));
                     }
                 }
-                v.write_records(&parts, if geo.sums { 2 } else { 1 }).map_err(JoinError::Output)?;
+                v.write_records(&parts, if geo.sums { 2 } else { 1 })
+                    .map_err(JoinError::Output)?;
             }
             // Keep what follows the batch.
             let used = rows * rec;
@@ -563,7 +738,12 @@ impl Set {
             } else if v.seekable() {
                 v.rewrite_first(&self.first_block_for(*k, length, true))
             } else {
-                let t = Trailer { set: self.set, child: *k, records: done, len: length.unwrap_or(0) };
+                let t = Trailer {
+                    set: self.set,
+                    child: *k,
+                    records: done,
+                    len: length.unwrap_or(0),
+                };
                 v.write_block(&t.render(rec)).and_then(|_| v.flush())
             };
             r.map_err(JoinError::Output)?;
@@ -580,7 +760,11 @@ impl Set {
                     None if seekable => Length::Incomplete,
                     None => Length::Trailer,
                 };
-                let meta = Meta { child, len, ..m.clone() };
+                let meta = Meta {
+                    child,
+                    len,
+                    ..m.clone()
+                };
                 FirstBlock::build(self.header.as_deref(), &meta)
             }
         }
@@ -592,7 +776,9 @@ impl Set {
 pub fn restore_line_block_size(header: &[u8]) -> Option<usize> {
     let text_end = header.iter().position(|&b| b == 0).unwrap_or(header.len());
     let text = &header[..text_end];
-    let line = text.split(|&b| b == b'\n').find(|l| l.starts_with(b"\tdd if=<tape> "))?;
+    let line = text
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"\tdd if=<tape> "))?;
     let rest = &line[b"\tdd if=<tape> ".len()..];
     let rest = rest.strip_prefix(b"bs=")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();

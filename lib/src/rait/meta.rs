@@ -138,26 +138,52 @@ impl Meta {
         let header = match f.word("header")? {
             "amanda" => HeaderKind::Amanda,
             "none" => HeaderKind::None,
-            v => return Err(MetaError::Value { key: "header", value: v.into() }),
+            v => {
+                return Err(MetaError::Value {
+                    key: "header",
+                    value: v.into(),
+                })
+            }
         };
         let header_size = f.num("header-size", super::MAX_BLOCK as u64)? as usize;
         let sums = match f.word("sums")? {
             "crc32c" => true,
             "none" => false,
-            v => return Err(MetaError::Value { key: "sums", value: v.into() }),
+            v => {
+                return Err(MetaError::Value {
+                    key: "sums",
+                    value: v.into(),
+                })
+            }
         };
         let len = match f.word("len")? {
             "trailer" => Length::Trailer,
             "incomplete" => Length::Incomplete,
-            v => Length::Known(parse_dec(v, u64::MAX).ok_or_else(|| MetaError::Value { key: "len", value: v.into() })?),
+            v => Length::Known(parse_dec(v, u64::MAX).ok_or_else(|| MetaError::Value {
+                key: "len",
+                value: v.into(),
+            })?),
         };
         f.crc()?;
-        let geometry = Geometry::new(volumes, parity, block, header_size, sums)
-            .map_err(|e| MetaError::Value { key: "geometry", value: e.to_string() })?;
+        let geometry = Geometry::new(volumes, parity, block, header_size, sums).map_err(|e| {
+            MetaError::Value {
+                key: "geometry",
+                value: e.to_string(),
+            }
+        })?;
         if child >= volumes {
-            return Err(MetaError::Value { key: "child", value: child.to_string() });
+            return Err(MetaError::Value {
+                key: "child",
+                value: child.to_string(),
+            });
         }
-        Ok(Meta { set, child, geometry, header, len })
+        Ok(Meta {
+            set,
+            child,
+            geometry,
+            header,
+            len,
+        })
     }
 }
 
@@ -188,9 +214,17 @@ impl Trailer {
 
     /// Parse a whole trailer record (the line, then only NULs).
     pub fn parse(record: &[u8]) -> Result<Trailer, MetaError> {
-        let end = record.iter().position(|&b| b == b'\n').ok_or(MetaError::Field { index: 0, want: END_MAGIC })?;
+        let end = record
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(MetaError::Field {
+                index: 0,
+                want: END_MAGIC,
+            })?;
         if let Some(p) = record[end + 1..].iter().position(|&b| b != 0) {
-            return Err(MetaError::Padding { offset: end + 1 + p });
+            return Err(MetaError::Padding {
+                offset: end + 1 + p,
+            });
         }
         let mut f = Fields::new(&record[..end], END_MAGIC)?;
         f.version()?;
@@ -199,7 +233,12 @@ impl Trailer {
         let records = f.num("records", u64::MAX)?;
         let len = f.num("len", u64::MAX)?;
         f.crc()?;
-        Ok(Trailer { set, child, records, len })
+        Ok(Trailer {
+            set,
+            child,
+            records,
+            len,
+        })
     }
 }
 
@@ -225,17 +264,25 @@ impl FirstBlock {
         let last = &text[line_start..];
         if !last.starts_with(b"RAITSTRIPE ") {
             return if looks_like_header(block) {
-                Ok(FirstBlock { meta: None, amanda: Some(block.to_vec()) })
+                Ok(FirstBlock {
+                    meta: None,
+                    amanda: Some(block.to_vec()),
+                })
             } else {
                 Err(MetaError::NotAVolume)
             };
         }
         if let Some(p) = block[text_end..].iter().position(|&b| b != 0) {
-            return Err(MetaError::Padding { offset: text_end + p });
+            return Err(MetaError::Padding {
+                offset: text_end + p,
+            });
         }
         let meta = Meta::parse(last)?;
         if meta.geometry.header_size != block.len() {
-            return Err(MetaError::HeaderSize { stated: meta.geometry.header_size, read: block.len() });
+            return Err(MetaError::HeaderSize {
+                stated: meta.geometry.header_size,
+                read: block.len(),
+            });
         }
         let amanda = match meta.header {
             HeaderKind::None if line_start == 0 => None,
@@ -249,7 +296,10 @@ impl FirstBlock {
             }
             _ => return Err(MetaError::HeaderKind),
         };
-        Ok(FirstBlock { meta: Some(meta), amanda })
+        Ok(FirstBlock {
+            meta: Some(meta),
+            amanda,
+        })
     }
 
     /// The size of the first block as its metadata line states it, when `bytes` (the start
@@ -258,7 +308,9 @@ impl FirstBlock {
         let text_end = bytes.iter().position(|&b| b == 0)?;
         let text = bytes[..text_end].strip_suffix(b"\n")?;
         let start = text.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        Meta::parse(&text[start..]).ok().map(|m| m.geometry.header_size)
+        Meta::parse(&text[start..])
+            .ok()
+            .map(|m| m.geometry.header_size)
     }
 
     /// The first block split writes: `amanda` (the stream's header block, which must pass
@@ -273,7 +325,10 @@ impl FirstBlock {
         };
         let at = block.iter().position(|&b| b == 0).unwrap_or(block.len());
         let at = if amanda.is_some() { at } else { 0 };
-        assert!(at + line.len() < block.len(), "no room for the metadata line");
+        assert!(
+            at + line.len() < block.len(),
+            "no room for the metadata line"
+        );
         block[at..at + line.len()].copy_from_slice(line.as_bytes());
         block
     }
@@ -283,7 +338,9 @@ impl FirstBlock {
 /// original be restored exactly? It must be an Amanda header whose text ends with `\n`,
 /// followed only by NULs, with [`LINE_ROOM`] bytes to spare.
 pub fn can_carry_line(block: &[u8]) -> bool {
-    let Some(end) = block.iter().position(|&b| b == 0) else { return false };
+    let Some(end) = block.iter().position(|&b| b == 0) else {
+        return false;
+    };
     looks_like_header(block)
         && end > 0
         && block[end - 1] == b'\n'
@@ -294,7 +351,11 @@ pub fn can_carry_line(block: &[u8]) -> bool {
 }
 
 fn parse_dec(v: &str, max: u64) -> Option<u64> {
-    if v.is_empty() || v.len() > 20 || !v.bytes().all(|b| b.is_ascii_digit()) || (v.len() > 1 && v.starts_with('0')) {
+    if v.is_empty()
+        || v.len() > 20
+        || !v.bytes().all(|b| b.is_ascii_digit())
+        || (v.len() > 1 && v.starts_with('0'))
+    {
         return None;
     }
     v.parse::<u64>().ok().filter(|&n| n <= max)
@@ -311,52 +372,98 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(line: &'a [u8], magic: &'static str) -> Result<Fields<'a>, MetaError> {
-        let text = std::str::from_utf8(line).map_err(|_| MetaError::Field { index: 0, want: magic })?;
+        let text = std::str::from_utf8(line).map_err(|_| MetaError::Field {
+            index: 0,
+            want: magic,
+        })?;
         let mut parts = text.split(' ');
         if parts.next() != Some(magic) {
-            return Err(MetaError::Field { index: 0, want: magic });
+            return Err(MetaError::Field {
+                index: 0,
+                want: magic,
+            });
         }
         let body_len = text.rfind(" crc=").unwrap_or(0);
-        Ok(Fields { text, parts, index: 0, body_len })
+        Ok(Fields {
+            text,
+            parts,
+            index: 0,
+            body_len,
+        })
     }
 
     fn word(&mut self, key: &'static str) -> Result<&'a str, MetaError> {
         self.index += 1;
-        let part = self.parts.next().ok_or(MetaError::Field { index: self.index, want: key })?;
+        let part = self.parts.next().ok_or(MetaError::Field {
+            index: self.index,
+            want: key,
+        })?;
         match part.split_once('=') {
             Some((k, v)) if k == key => Ok(v),
-            _ => Err(MetaError::Field { index: self.index, want: key }),
+            _ => Err(MetaError::Field {
+                index: self.index,
+                want: key,
+            }),
         }
     }
 
     fn num(&mut self, key: &'static str, max: u64) -> Result<u64, MetaError> {
         let v = self.word(key)?;
-        parse_dec(v, max).ok_or_else(|| MetaError::Value { key, value: v.into() })
+        parse_dec(v, max).ok_or_else(|| MetaError::Value {
+            key,
+            value: v.into(),
+        })
     }
 
     fn hex64(&mut self, key: &'static str) -> Result<u64, MetaError> {
         let v = self.word(key)?;
-        if v.len() != 16 || !v.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-            return Err(MetaError::Value { key, value: v.into() });
+        if v.len() != 16
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(MetaError::Value {
+                key,
+                value: v.into(),
+            });
         }
-        u64::from_str_radix(v, 16).map_err(|_| MetaError::Value { key, value: v.into() })
+        u64::from_str_radix(v, 16).map_err(|_| MetaError::Value {
+            key,
+            value: v.into(),
+        })
     }
 
     fn version(&mut self) -> Result<(), MetaError> {
         match self.word("v")? {
             "1" => Ok(()),
-            v => Err(MetaError::Value { key: "v", value: v.into() }),
+            v => Err(MetaError::Value {
+                key: "v",
+                value: v.into(),
+            }),
         }
     }
 
     fn crc(&mut self) -> Result<(), MetaError> {
         let v = self.word("crc")?;
-        if v.len() != 8 || !v.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-            return Err(MetaError::Value { key: "crc", value: v.into() });
+        if v.len() != 8
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            return Err(MetaError::Value {
+                key: "crc",
+                value: v.into(),
+            });
         }
-        let stored = u32::from_str_radix(v, 16).map_err(|_| MetaError::Value { key: "crc", value: v.into() })?;
+        let stored = u32::from_str_radix(v, 16).map_err(|_| MetaError::Value {
+            key: "crc",
+            value: v.into(),
+        })?;
         if self.parts.next().is_some() {
-            return Err(MetaError::Field { index: self.index + 1, want: "end of line" });
+            return Err(MetaError::Field {
+                index: self.index + 1,
+                want: "end of line",
+            });
         }
         let computed = crc32c::crc32c(&self.text.as_bytes()[..self.body_len]);
         if stored != computed {
@@ -371,12 +478,23 @@ mod tests {
     use super::*;
 
     fn meta(header: HeaderKind, len: Length) -> Meta {
-        Meta { set: 0x0123_4567_89ab_cdef, child: 2, geometry: Geometry::new(3, 1, 32768, 32768, false).unwrap(), header, len }
+        Meta {
+            set: 0x0123_4567_89ab_cdef,
+            child: 2,
+            geometry: Geometry::new(3, 1, 32768, 32768, false).unwrap(),
+            header,
+            len,
+        }
     }
 
     #[test]
     fn line_round_trips() {
-        for len in [Length::Known(0), Length::Known(u64::MAX), Length::Trailer, Length::Incomplete] {
+        for len in [
+            Length::Known(0),
+            Length::Known(u64::MAX),
+            Length::Trailer,
+            Length::Incomplete,
+        ] {
             let m = meta(HeaderKind::None, len);
             let line = m.render();
             assert!(line.len() < LINE_ROOM, "{line}");
@@ -384,9 +502,15 @@ mod tests {
         }
         let line = meta(HeaderKind::Amanda, Length::Known(5)).render();
         let bad = line.replace("len=5", "len=6");
-        assert!(matches!(Meta::parse(bad.as_bytes()), Err(MetaError::Crc { .. })));
+        assert!(matches!(
+            Meta::parse(bad.as_bytes()),
+            Err(MetaError::Crc { .. })
+        ));
         let bad = line.replace("child=2", "child=02");
-        assert!(matches!(Meta::parse(bad.as_bytes()), Err(MetaError::Value { key: "child", .. })));
+        assert!(matches!(
+            Meta::parse(bad.as_bytes()),
+            Err(MetaError::Value { key: "child", .. })
+        ));
     }
 
     #[test]
@@ -402,12 +526,21 @@ mod tests {
         assert_eq!(fb.amanda.as_deref(), Some(&hdr[..]));
         // Amanda's own child: no line
         let fb = FirstBlock::parse(&hdr).unwrap();
-        assert_eq!(fb, FirstBlock { meta: None, amanda: Some(hdr.clone()) });
+        assert_eq!(
+            fb,
+            FirstBlock {
+                meta: None,
+                amanda: Some(hdr.clone())
+            }
+        );
         // no room / junk after the text
         let mut junk = hdr.clone();
         junk[40000 % 32768] = 1;
         assert!(!can_carry_line(&junk));
-        assert_eq!(FirstBlock::parse(&vec![0u8; 32768]), Err(MetaError::NotAVolume));
+        assert_eq!(
+            FirstBlock::parse(&vec![0u8; 32768]),
+            Err(MetaError::NotAVolume)
+        );
     }
 
     #[test]
@@ -415,18 +548,32 @@ mod tests {
         let m = meta(HeaderKind::None, Length::Trailer);
         let block = FirstBlock::build(None, &m);
         let fb = FirstBlock::parse(&block).unwrap();
-        assert_eq!(fb, FirstBlock { meta: Some(m), amanda: None });
+        assert_eq!(
+            fb,
+            FirstBlock {
+                meta: Some(m),
+                amanda: None
+            }
+        );
     }
 
     #[test]
     fn trailer_round_trips() {
-        let t = Trailer { set: 7, child: 1, records: 3, len: 99 };
+        let t = Trailer {
+            set: 7,
+            child: 1,
+            records: 3,
+            len: 99,
+        };
         let rec = t.render(512);
         assert_eq!(rec.len(), 512);
         assert_eq!(Trailer::parse(&rec).unwrap(), t);
         let mut bad = rec.clone();
         bad[511] = 1;
-        assert_eq!(Trailer::parse(&bad), Err(MetaError::Padding { offset: 511 }));
+        assert_eq!(
+            Trailer::parse(&bad),
+            Err(MetaError::Padding { offset: 511 })
+        );
         assert!(Trailer::parse(&vec![0u8; 512]).is_err());
     }
 }

@@ -49,7 +49,12 @@ pub struct SplitSummary {
 
 /// Split `input` over `outs` (one per volume, parity volumes last) with geometry `geo` and
 /// set identity `set`.
-pub fn split<R: Read>(input: &mut R, outs: &mut [VolumeOut], geo: &Geometry, set: u64) -> Result<SplitSummary, SplitError> {
+pub fn split<R: Read>(
+    input: &mut R,
+    outs: &mut [VolumeOut],
+    geo: &Geometry,
+    set: u64,
+) -> Result<SplitSummary, SplitError> {
     assert_eq!(outs.len(), geo.volumes, "one output per volume");
     let (n, d, m, c) = (geo.volumes, geo.data(), geo.parity, geo.block);
     let row = geo.row_bytes();
@@ -63,14 +68,33 @@ pub fn split<R: Read>(input: &mut R, outs: &mut [VolumeOut], geo: &Geometry, set
     let got = read_full(input, &mut inbuf[..hs]).map_err(SplitError::Input)?;
     let amanda = got == hs && can_carry_line(&inbuf[..hs]);
     let header_striped = !amanda && super::looks_like_header(&inbuf[..got]);
-    let header_block = if amanda { Some(inbuf[..hs].to_vec()) } else { None };
+    let header_block = if amanda {
+        Some(inbuf[..hs].to_vec())
+    } else {
+        None
+    };
     let mut carry = if amanda { 0 } else { got };
-    let header = if amanda { HeaderKind::Amanda } else { HeaderKind::None };
-    let meta_for = |child: usize, len: Length| Meta { set, child, geometry: *geo, header, len };
+    let header = if amanda {
+        HeaderKind::Amanda
+    } else {
+        HeaderKind::None
+    };
+    let meta_for = |child: usize, len: Length| Meta {
+        set,
+        child,
+        geometry: *geo,
+        header,
+        len,
+    };
     for (i, out) in outs.iter_mut().enumerate() {
-        let len = if out.seekable() { Length::Incomplete } else { Length::Trailer };
+        let len = if out.seekable() {
+            Length::Incomplete
+        } else {
+            Length::Trailer
+        };
         let block = FirstBlock::build(header_block.as_deref(), &meta_for(i, len));
-        out.write_block(&block).map_err(|err| SplitError::Output { volume: i, err })?;
+        out.write_block(&block)
+            .map_err(|err| SplitError::Output { volume: i, err })?;
     }
 
     let mut payload = 0u64;
@@ -87,7 +111,10 @@ pub fn split<R: Read>(input: &mut R, outs: &mut [VolumeOut], geo: &Geometry, set
         inbuf[got..rows * row].fill(0);
         for r in 0..rows {
             codec
-                .encode_row(&inbuf[r * row..(r + 1) * row], &mut parbuf[r * m * c..(r + 1) * m * c])
+                .encode_row(
+                    &inbuf[r * row..(r + 1) * row],
+                    &mut parbuf[r * m * c..(r + 1) * m * c],
+                )
                 .map_err(SplitError::Parity)?;
         }
         if geo.sums {
@@ -109,7 +136,8 @@ pub fn split<R: Read>(input: &mut R, outs: &mut [VolumeOut], geo: &Geometry, set
                 }
             }
             let per = if geo.sums { 2 } else { 1 };
-            out.write_records(&parts, per).map_err(|err| SplitError::Output { volume: i, err })?;
+            out.write_records(&parts, per)
+                .map_err(|err| SplitError::Output { volume: i, err })?;
         }
         rows_done += rows as u64;
         if got < want {
@@ -119,19 +147,41 @@ pub fn split<R: Read>(input: &mut R, outs: &mut [VolumeOut], geo: &Geometry, set
 
     for (i, out) in outs.iter_mut().enumerate() {
         let r = if out.seekable() {
-            let block = FirstBlock::build(header_block.as_deref(), &meta_for(i, Length::Known(payload)));
+            let block = FirstBlock::build(
+                header_block.as_deref(),
+                &meta_for(i, Length::Known(payload)),
+            );
             out.rewrite_first(&block)
         } else {
-            let t = Trailer { set, child: i, records: rows_done, len: payload };
-            out.write_block(&t.render(geo.record_len())).and_then(|_| out.flush())
+            let t = Trailer {
+                set,
+                child: i,
+                records: rows_done,
+                len: payload,
+            };
+            out.write_block(&t.render(geo.record_len()))
+                .and_then(|_| out.flush())
         };
         r.map_err(|err| SplitError::Output { volume: i, err })?;
     }
-    Ok(SplitSummary { header, header_striped, payload, rows: rows_done })
+    Ok(SplitSummary {
+        header,
+        header_striped,
+        payload,
+        rows: rows_done,
+    })
 }
 
 /// Shard `i` of batch row `r`: a slice of the input row, or of the parity buffer.
-fn shard_of<'a>(inbuf: &'a [u8], parbuf: &'a [u8], r: usize, i: usize, d: usize, m: usize, c: usize) -> &'a [u8] {
+fn shard_of<'a>(
+    inbuf: &'a [u8],
+    parbuf: &'a [u8],
+    r: usize,
+    i: usize,
+    d: usize,
+    m: usize,
+    c: usize,
+) -> &'a [u8] {
     if i < d {
         &inbuf[r * d * c + i * c..][..c]
     } else {

@@ -17,7 +17,12 @@ impl VolumeOut {
     /// `seekable`: the first block can be rewritten at the end (regular file, block device).
     /// `tape`: every record must be a single `write(2)`.
     pub fn new(file: File, seekable: bool, tape: bool) -> VolumeOut {
-        VolumeOut { file, seekable, tape, scratch: Vec::new() }
+        VolumeOut {
+            file,
+            seekable,
+            tape,
+            scratch: Vec::new(),
+        }
     }
 
     /// The volume's file metadata (to tell two paths naming one file apart).
@@ -87,7 +92,10 @@ fn write_once_or_all(f: &mut File, buf: &[u8], tape: bool) -> io::Result<()> {
 }
 
 /// `writev` until every byte of `parts` is written (at most 1024 slices per call, IOV_MAX).
-pub(crate) fn write_all_vectored<W: Write + ?Sized>(f: &mut W, parts: &[IoSlice<'_>]) -> io::Result<()> {
+pub(crate) fn write_all_vectored<W: Write + ?Sized>(
+    f: &mut W,
+    parts: &[IoSlice<'_>],
+) -> io::Result<()> {
     let mut i = 0;
     let mut skip = 0usize; // bytes of parts[i] already written
     while i < parts.len() {

@@ -37,9 +37,12 @@ nix::ioctl_write_ptr!(btrfs_snap_create_v2, 0x94, 23, VolArgsV2);
 nix::ioctl_write_ptr!(btrfs_snap_destroy, 0x94, 15, VolArgs);
 nix::ioctl_write_int!(ficlone, 0x94, 9);
 
-pub const BTRFS_IOC_SNAP_CREATE_V2: u32 = nix::request_code_write!(0x94, 23, std::mem::size_of::<VolArgsV2>()) as u32;
-pub const BTRFS_IOC_SNAP_DESTROY: u32 = nix::request_code_write!(0x94, 15, std::mem::size_of::<VolArgs>()) as u32;
-pub const FICLONE: u32 = nix::request_code_write!(0x94, 9, std::mem::size_of::<libc::c_int>()) as u32;
+pub const BTRFS_IOC_SNAP_CREATE_V2: u32 =
+    nix::request_code_write!(0x94, 23, std::mem::size_of::<VolArgsV2>()) as u32;
+pub const BTRFS_IOC_SNAP_DESTROY: u32 =
+    nix::request_code_write!(0x94, 15, std::mem::size_of::<VolArgs>()) as u32;
+pub const FICLONE: u32 =
+    nix::request_code_write!(0x94, 9, std::mem::size_of::<libc::c_int>()) as u32;
 
 fn copy_name(dst: &mut [u8], name: &[u8]) -> nix::Result<()> {
     if name.is_empty() || name.len() >= dst.len() || name.contains(&0) {
@@ -50,7 +53,12 @@ fn copy_name(dst: &mut [u8], name: &[u8]) -> nix::Result<()> {
 }
 
 /// Snapshot subvolume `src` as `parent/name`, read-only when `readonly`.
-pub fn snap_create(parent: BorrowedFd<'_>, src: BorrowedFd<'_>, name: &[u8], readonly: bool) -> nix::Result<()> {
+pub fn snap_create(
+    parent: BorrowedFd<'_>,
+    src: BorrowedFd<'_>,
+    name: &[u8],
+    readonly: bool,
+) -> nix::Result<()> {
     let mut a = Box::new(VolArgsV2 {
         fd: src.as_raw_fd() as i64,
         transid: 0,
@@ -66,7 +74,10 @@ pub fn snap_create(parent: BorrowedFd<'_>, src: BorrowedFd<'_>, name: &[u8], rea
 
 /// Delete subvolume `parent/name`.
 pub fn snap_destroy(parent: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
-    let mut a = Box::new(VolArgs { fd: 0, name: [0; 4088] });
+    let mut a = Box::new(VolArgs {
+        fd: 0,
+        name: [0; 4088],
+    });
     copy_name(&mut a.name, name)?;
     // SAFETY: as in `snap_create`, for struct btrfs_ioctl_vol_args.
     unsafe { btrfs_snap_destroy(parent.as_raw_fd(), &*a) }.map(drop)
@@ -76,7 +87,13 @@ pub fn snap_destroy(parent: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
 /// reflink (ext4, XFS reflink=0), EXDEV across filesystems.
 pub fn clone_file(dest: BorrowedFd<'_>, src: BorrowedFd<'_>) -> nix::Result<()> {
     // SAFETY: FICLONE takes the source fd by value; no memory is passed.
-    unsafe { ficlone(dest.as_raw_fd(), src.as_raw_fd() as nix::sys::ioctl::ioctl_param_type) }.map(drop)
+    unsafe {
+        ficlone(
+            dest.as_raw_fd(),
+            src.as_raw_fd() as nix::sys::ioctl::ioctl_param_type,
+        )
+    }
+    .map(drop)
 }
 
 #[cfg(test)]
@@ -97,8 +114,17 @@ mod tests {
     #[test]
     fn names_are_checked() {
         let f = std::fs::File::open("/").unwrap();
-        assert_eq!(snap_destroy(f.as_fd(), b""), Err(nix::errno::Errno::ENAMETOOLONG));
-        assert_eq!(snap_destroy(f.as_fd(), &[b'a'; 5000]), Err(nix::errno::Errno::ENAMETOOLONG));
-        assert_eq!(snap_destroy(f.as_fd(), b"a\0b"), Err(nix::errno::Errno::ENAMETOOLONG));
+        assert_eq!(
+            snap_destroy(f.as_fd(), b""),
+            Err(nix::errno::Errno::ENAMETOOLONG)
+        );
+        assert_eq!(
+            snap_destroy(f.as_fd(), &[b'a'; 5000]),
+            Err(nix::errno::Errno::ENAMETOOLONG)
+        );
+        assert_eq!(
+            snap_destroy(f.as_fd(), b"a\0b"),
+            Err(nix::errno::Errno::ENAMETOOLONG)
+        );
     }
 }

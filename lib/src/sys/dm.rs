@@ -109,7 +109,9 @@ impl DmBuf {
     /// with `data_size = len` and `data_start = HEADER_SIZE`.
     pub fn new(len: usize) -> DmBuf {
         let len = len.max(HEADER_SIZE).div_ceil(8) * 8;
-        let mut b = DmBuf { words: vec![0u64; len / 8] };
+        let mut b = DmBuf {
+            words: vec![0u64; len / 8],
+        };
         let h = b.header_mut();
         h.data_size = len as u32;
         h.data_start = HEADER_SIZE as u32;

@@ -14,13 +14,21 @@
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-nix::ioctl_write_int_bad!(fifreeze_raw, nix::request_code_readwrite!(b'X', 119, std::mem::size_of::<libc::c_int>()));
-nix::ioctl_write_int_bad!(fithaw_raw, nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<libc::c_int>()));
+nix::ioctl_write_int_bad!(
+    fifreeze_raw,
+    nix::request_code_readwrite!(b'X', 119, std::mem::size_of::<libc::c_int>())
+);
+nix::ioctl_write_int_bad!(
+    fithaw_raw,
+    nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<libc::c_int>())
+);
 
 /// The FIFREEZE request code (`_IOWR('X', 119, int)`).
-pub const FIFREEZE: u64 = nix::request_code_readwrite!(b'X', 119, std::mem::size_of::<libc::c_int>()) as u64;
+pub const FIFREEZE: u64 =
+    nix::request_code_readwrite!(b'X', 119, std::mem::size_of::<libc::c_int>()) as u64;
 /// The FITHAW request code (`_IOWR('X', 120, int)`).
-pub const FITHAW: u64 = nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<libc::c_int>()) as u64;
+pub const FITHAW: u64 =
+    nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<libc::c_int>()) as u64;
 
 /// Freeze the filesystem that holds `fd`. EBUSY: already frozen; EOPNOTSUPP: this filesystem
 /// type cannot be frozen; EPERM: no CAP_SYS_ADMIN.
@@ -69,7 +77,8 @@ fn statx_raw(dirfd: libc::c_int, path: &CStr, flags: libc::c_int) -> nix::Result
     let root_attr = libc::STATX_ATTR_MOUNT_ROOT as u64;
     Ok(MountIdentity {
         mnt_id: (st.stx_mask & libc::STATX_MNT_ID != 0).then_some(st.stx_mnt_id),
-        mount_root: (st.stx_attributes_mask & root_attr != 0).then_some(st.stx_attributes & root_attr != 0),
+        mount_root: (st.stx_attributes_mask & root_attr != 0)
+            .then_some(st.stx_attributes & root_attr != 0),
         dev: (st.stx_dev_major, st.stx_dev_minor),
         is_dir: u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFDIR,
     })
@@ -110,7 +119,11 @@ mod tests {
         )
         .unwrap();
         let exe = dir.join("f");
-        let cc = std::process::Command::new("cc").arg("-o").arg(&exe).arg(&src).status();
+        let cc = std::process::Command::new("cc")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .status();
         if !matches!(cc, Ok(s) if s.success()) {
             let _ = std::fs::remove_dir_all(&dir);
             assert!(std::env::var_os("CI").is_none(), "no C compiler in CI");
@@ -119,7 +132,10 @@ mod tests {
         }
         let out = std::process::Command::new(&exe).output().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{FIFREEZE} {FITHAW}\n"));
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("{FIFREEZE} {FITHAW}\n")
+        );
     }
 
     #[test]
@@ -138,8 +154,14 @@ mod tests {
         // procfs has no freeze support: EOPNOTSUPP as root, EPERM otherwise; never success.
         let f = std::fs::File::open("/proc").unwrap();
         let e = fifreeze(f.as_fd()).unwrap_err();
-        assert!(matches!(e, nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EPERM), "{e}");
+        assert!(
+            matches!(e, nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EPERM),
+            "{e}"
+        );
         let e = fithaw(f.as_fd()).unwrap_err();
-        assert!(matches!(e, nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM), "{e}");
+        assert!(
+            matches!(e, nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM),
+            "{e}"
+        );
     }
 }

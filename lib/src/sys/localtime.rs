@@ -50,7 +50,14 @@ pub fn from_epoch(epoch: i64) -> LocalTime {
         !libc::localtime_r(&t, &mut tm).is_null()
     };
     if !ok {
-        return LocalTime { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+        return LocalTime {
+            year: 1970,
+            month: 1,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+        };
     }
     LocalTime {
         year: tm.tm_year + 1900,
@@ -68,7 +75,14 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let t = LocalTime { year: 2026, month: 11, day: 24, hour: 15, minute: 24, second: 17 };
+        let t = LocalTime {
+            year: 2026,
+            month: 11,
+            day: 24,
+            hour: 15,
+            minute: 24,
+            second: 17,
+        };
         let e = to_epoch(t).unwrap();
         assert_eq!(from_epoch(e), t);
     }

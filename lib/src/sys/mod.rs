@@ -11,7 +11,7 @@ pub mod freeze;
 pub mod localtime;
 pub mod mtio;
 pub mod signals;
+pub mod termsig;
 pub mod time;
 pub mod watchdog;
 pub mod writeback;
-pub mod termsig;

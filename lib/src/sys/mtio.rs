@@ -53,7 +53,10 @@ pub const MTIOCGET: u64 = nix::request_code_read!(b'm', 2, std::mem::size_of::<M
 
 /// Run one tape operation `op` with `count` on `fd`.
 pub fn tape_op(fd: BorrowedFd<'_>, op: i16, count: i32) -> nix::Result<()> {
-    let arg = MtOp { mt_op: op, mt_count: count };
+    let arg = MtOp {
+        mt_op: op,
+        mt_count: count,
+    };
     // SAFETY: `arg` is a valid, initialised `struct mtop` that outlives the call, and the
     // kernel only reads it; a non-tape fd answers ENOTTY or EINVAL, never touches memory.
     unsafe { mtioctop(fd.as_raw_fd(), &arg) }.map(drop)
@@ -95,7 +98,11 @@ mod tests {
         )
         .unwrap();
         let exe = dir.join("m");
-        let cc = std::process::Command::new("cc").arg("-o").arg(&exe).arg(&src).status();
+        let cc = std::process::Command::new("cc")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .status();
         match cc {
             Ok(s) if s.success() => {}
             _ => {

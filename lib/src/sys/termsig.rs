@@ -44,7 +44,11 @@ impl TermSignals {
     pub fn catch() -> nix::Result<TermSignals> {
         let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
         WRITE_FD.store(std::os::fd::AsRawFd::as_raw_fd(&w), Ordering::SeqCst);
-        let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+        let act = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
         for s in CAUGHT {
             // SAFETY: `on_signal` is async-signal-safe (see above).
             unsafe { sigaction(s, &act) }?;

@@ -25,7 +25,9 @@ pub fn local_datestamp(epoch: i64) -> Option<String> {
 
 /// Now, as a local datestamp.
 pub fn now_datestamp() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     local_datestamp(now).unwrap_or_else(|| "19700101000000".into())
 }
 

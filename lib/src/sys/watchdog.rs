@@ -136,7 +136,10 @@ pub fn spawn(plan: &mut Plan) -> nix::Result<Pid> {
 
 /// CLOCK_MONOTONIC in nanoseconds (async-signal-safe; the clock the records use).
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec to write into; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -206,7 +209,17 @@ fn thaw_all(plan: &mut Plan, reason: Reason) {
             Ok(()) => 0,
             Err(e) => e as i32,
         };
-        send(plan, Record { kind: b'T', aux: reason as u8, index: i as u32, errno, start_ns: start, end_ns: end });
+        send(
+            plan,
+            Record {
+                kind: b'T',
+                aux: reason as u8,
+                index: i as u32,
+                errno,
+                start_ns: start,
+                end_ns: end,
+            },
+        );
         plan.thawed[i] = (errno + 1, end - since);
     }
     // Messages only once everything is thawed: a write to stderr may block (a full pipe, a
@@ -226,7 +239,11 @@ fn thaw_all(plan: &mut Plan, reason: Reason) {
                     n = put_u64(&mut line, n, held / 1_000_000);
                     n = put(&mut line, n, b" ms\n");
                 } else {
-                    n = put(&mut line, n, b"watchdog: owner process died; unfreeze failed: errno ");
+                    n = put(
+                        &mut line,
+                        n,
+                        b"watchdog: owner process died; unfreeze failed: errno ",
+                    );
                     n = put_u64(&mut line, n, errno as u64);
                     n = put(&mut line, n, b"\n");
                 }
@@ -234,7 +251,17 @@ fn thaw_all(plan: &mut Plan, reason: Reason) {
             }
         }
     }
-    send(plan, Record { kind: b'D', aux: reason as u8, index: 0, errno: 0, start_ns: 0, end_ns: now_ns() });
+    send(
+        plan,
+        Record {
+            kind: b'D',
+            aux: reason as u8,
+            index: 0,
+            errno: 0,
+            start_ns: 0,
+            end_ns: now_ns(),
+        },
+    );
 }
 
 fn child_main(plan: &mut Plan) -> ! {
@@ -242,7 +269,16 @@ fn child_main(plan: &mut Plan) -> ! {
     // has thawed.
     // SAFETY: plain system calls on integers, a local sigset and a static string.
     unsafe {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE, libc::SIGTSTP, libc::SIGTTOU, libc::SIGTTIN] {
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGPIPE,
+            libc::SIGTSTP,
+            libc::SIGTTOU,
+            libc::SIGTTIN,
+        ] {
             libc::signal(sig, libc::SIG_IGN);
         }
         let mut none: libc::sigset_t = std::mem::zeroed();
@@ -280,7 +316,11 @@ fn child_main(plan: &mut Plan) -> ! {
                 ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as libc::c_int
             }
         };
-        let mut pfd = libc::pollfd { fd: plan.control_read, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: plan.control_read,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
         if rc < 0 {
@@ -305,7 +345,11 @@ fn child_main(plan: &mut Plan) -> ! {
             CMD_FREEZE if next < plan.targets.len() => {
                 // A request read after the owner died (it is still in the pipe): do not
                 // freeze for nobody.
-                let mut hup = libc::pollfd { fd: plan.control_read, events: 0, revents: 0 };
+                let mut hup = libc::pollfd {
+                    fd: plan.control_read,
+                    events: 0,
+                    revents: 0,
+                };
                 // SAFETY: one valid pollfd, zero timeout.
                 if unsafe { libc::poll(&mut hup, 1, 0) } > 0 && hup.revents & libc::POLLHUP != 0 {
                     break Reason::OwnerGone;
@@ -323,7 +367,17 @@ fn child_main(plan: &mut Plan) -> ! {
                     }
                     Err(e) => e as i32,
                 };
-                send(plan, Record { kind: b'F', aux: 0, index: i as u32, errno, start_ns: start, end_ns: end });
+                send(
+                    plan,
+                    Record {
+                        kind: b'F',
+                        aux: 0,
+                        index: i as u32,
+                        errno,
+                        start_ns: start,
+                        end_ns: end,
+                    },
+                );
             }
             CMD_THAW => break Reason::Told,
             _ => {}
@@ -372,7 +426,14 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let r = Record { kind: b'F', aux: 3, index: 7, errno: -16, start_ns: u64::MAX - 1, end_ns: 42 };
+        let r = Record {
+            kind: b'F',
+            aux: 3,
+            index: 7,
+            errno: -16,
+            start_ns: u64::MAX - 1,
+            end_ns: 42,
+        };
         assert_eq!(Record::decode(&r.encode()), r);
     }
 

@@ -10,12 +10,16 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        let (Ok(off), Ok(n)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+        let (Ok(off), Ok(n)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
             return Ok(());
         };
         // SAFETY: sync_file_range only reads its integer arguments; `fd` is a valid open
         // descriptor borrowed for the duration of the call.
-        let r = unsafe { libc::sync_file_range(fd.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
+        let r =
+            unsafe { libc::sync_file_range(fd.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
         if r != 0 {
             return Err(std::io::Error::last_os_error());
         }

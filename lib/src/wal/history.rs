@@ -27,7 +27,11 @@ pub struct HistoryError {
 
 impl fmt::Display for HistoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "history line {} (offset {}): {}", self.line, self.offset, self.cause)
+        write!(
+            f,
+            "history line {} (offset {}): {}",
+            self.line, self.offset, self.cause
+        )
     }
 }
 
@@ -53,14 +57,22 @@ pub fn parse_history(tli: u32, data: &[u8]) -> Result<Vec<HistoryEntry>, History
     let mut out: Vec<HistoryEntry> = Vec::new();
     let mut offset = 0;
     let text = std::str::from_utf8(data).map_err(|e| HistoryError {
-        line: data[..e.valid_up_to()].iter().filter(|&&c| c == b'\n').count() + 1,
+        line: data[..e.valid_up_to()]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count()
+            + 1,
         offset: e.valid_up_to(),
         cause: "not UTF-8 text",
     })?;
     for (i, raw) in text.split_inclusive('\n').enumerate() {
         let here = offset;
         offset += raw.len();
-        let err = |cause| HistoryError { line: i + 1, offset: here, cause };
+        let err = |cause| HistoryError {
+            line: i + 1,
+            offset: here,
+            cause,
+        };
         if !raw.ends_with('\n') {
             return Err(err("line is not newline-terminated (truncated file?)"));
         }
@@ -74,7 +86,10 @@ pub fn parse_history(tli: u32, data: &[u8]) -> Result<Vec<HistoryEntry>, History
             .filter(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| err("parent timeline is not a decimal number"))?;
-        let lsn = fields.next().and_then(parse_lsn).ok_or_else(|| err("switch point is not an X/Y LSN"))?;
+        let lsn = fields
+            .next()
+            .and_then(parse_lsn)
+            .ok_or_else(|| err("switch point is not an X/Y LSN"))?;
         let reason = fields.next().unwrap_or("").to_string();
         if parent == 0 || parent >= tli {
             return Err(err("parent timeline is not older than the file's timeline"));
@@ -87,10 +102,18 @@ pub fn parse_history(tli: u32, data: &[u8]) -> Result<Vec<HistoryEntry>, History
                 return Err(err("switch points go backwards"));
             }
         }
-        out.push(HistoryEntry { parent, switch_lsn: lsn, reason });
+        out.push(HistoryEntry {
+            parent,
+            switch_lsn: lsn,
+            reason,
+        });
     }
     if out.is_empty() {
-        return Err(HistoryError { line: 1, offset: 0, cause: "no ancestor timeline listed" });
+        return Err(HistoryError {
+            line: 1,
+            offset: 0,
+            cause: "no ancestor timeline listed",
+        });
     }
     Ok(out)
 }
@@ -112,7 +135,14 @@ mod tests {
     #[test]
     fn fixture_histories() {
         let h = parse_history(2, b"1\t0/A000780\tbefore 2026-11-24 15:41:28.889729+00\n").unwrap();
-        assert_eq!(h, vec![HistoryEntry { parent: 1, switch_lsn: 0xA000780, reason: "before 2026-11-24 15:41:28.889729+00".into() }]);
+        assert_eq!(
+            h,
+            vec![HistoryEntry {
+                parent: 1,
+                switch_lsn: 0xA000780,
+                reason: "before 2026-11-24 15:41:28.889729+00".into()
+            }]
+        );
         let h = parse_history(3, b"1\t0/15020388\tno recovery target specified\n").unwrap();
         assert_eq!(h[0].switch_lsn, 0x15020388);
         assert_eq!(format_lsn(0x15020388), "0/15020388");
@@ -122,7 +152,10 @@ mod tests {
 
     #[test]
     fn bad_histories_name_the_line() {
-        assert_eq!(parse_history(2, b"1\t0/A000780\tx").unwrap_err().cause, "line is not newline-terminated (truncated file?)");
+        assert_eq!(
+            parse_history(2, b"1\t0/A000780\tx").unwrap_err().cause,
+            "line is not newline-terminated (truncated file?)"
+        );
         assert_eq!(parse_history(2, b"2\t0/1\tx\n").unwrap_err().line, 1);
         let e = parse_history(5, b"1\t0/1\tx\n1\t0/2\ty\n").unwrap_err();
         assert_eq!((e.line, e.offset), (2, 8));

@@ -29,7 +29,11 @@ pub fn xxh32(data: &[u8], seed: u32) -> u32 {
     const P4: u32 = 668265263;
     const P5: u32 = 374761393;
     let rd = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let round = |acc: u32, v: u32| acc.wrapping_add(v.wrapping_mul(P2)).rotate_left(13).wrapping_mul(P1);
+    let round = |acc: u32, v: u32| {
+        acc.wrapping_add(v.wrapping_mul(P2))
+            .rotate_left(13)
+            .wrapping_mul(P1)
+    };
     let mut p = data;
     let mut h: u32;
     if p.len() >= 16 {
@@ -45,17 +49,27 @@ pub fn xxh32(data: &[u8], seed: u32) -> u32 {
             }
             p = &p[16..];
         }
-        h = v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12)).wrapping_add(v[3].rotate_left(18));
+        h = v[0]
+            .rotate_left(1)
+            .wrapping_add(v[1].rotate_left(7))
+            .wrapping_add(v[2].rotate_left(12))
+            .wrapping_add(v[3].rotate_left(18));
     } else {
         h = seed.wrapping_add(P5);
     }
     h = h.wrapping_add(data.len() as u32);
     while p.len() >= 4 {
-        h = h.wrapping_add(rd(p).wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
+        h = h
+            .wrapping_add(rd(p).wrapping_mul(P3))
+            .rotate_left(17)
+            .wrapping_mul(P4);
         p = &p[4..];
     }
     for &b in p {
-        h = h.wrapping_add(u32::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+        h = h
+            .wrapping_add(u32::from(b).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
     }
     h ^= h >> 15;
     h = h.wrapping_mul(P2);
@@ -80,7 +94,10 @@ impl fmt::Display for FrameError {
 impl std::error::Error for FrameError {}
 
 fn ferr(offset: usize, cause: impl Into<String>) -> FrameError {
-    FrameError { offset, cause: cause.into() }
+    FrameError {
+        offset,
+        cause: cause.into(),
+    }
 }
 
 /// The frame header our writer emits for `content_len` bytes.
@@ -108,7 +125,11 @@ pub fn encode_block(src: &[u8], level: i32) -> Vec<u8> {
     let n = if level <= 1 {
         lz4::compress(src, &mut out[4..], 1)
     } else {
-        lz4_hc::compress(src, &mut out[4..], level.clamp(lz4_hc::CLEVEL_MIN, lz4_hc::CLEVEL_MAX))
+        lz4_hc::compress(
+            src,
+            &mut out[4..],
+            level.clamp(lz4_hc::CLEVEL_MIN, lz4_hc::CLEVEL_MAX),
+        )
     }
     .unwrap_or(usize::MAX);
     if n >= src.len() {
@@ -206,7 +227,10 @@ pub fn is_frame(data: &[u8]) -> bool {
 /// Decode exactly one LZ4 frame making up all of `data`, producing at most `limit` bytes.
 pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
     if data.len() < 7 {
-        return Err(ferr(0, format!("{} bytes is too short for a frame header", data.len())));
+        return Err(ferr(
+            0,
+            format!("{} bytes is too short for a frame header", data.len()),
+        ));
     }
     if !is_frame(data) {
         return Err(ferr(0, "no LZ4 frame magic"));
@@ -236,24 +260,33 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
     let mut p = 6;
     let mut content_size = None;
     if has_size {
-        let Some(b) = data.get(p..p + 8) else { return Err(ferr(p, "truncated content size")) };
+        let Some(b) = data.get(p..p + 8) else {
+            return Err(ferr(p, "truncated content size"));
+        };
         content_size = Some(u64::from_le_bytes(b.try_into().expect("8 bytes")));
         p += 8;
     }
-    let Some(&hc) = data.get(p) else { return Err(ferr(p, "truncated frame header")) };
+    let Some(&hc) = data.get(p) else {
+        return Err(ferr(p, "truncated frame header"));
+    };
     if (xxh32(&data[4..p], 0) >> 8) as u8 != hc {
         return Err(ferr(p, "header checksum mismatch"));
     }
     p += 1;
     if let Some(cs) = content_size {
         if cs > limit as u64 {
-            return Err(ferr(6, format!("content size {cs} exceeds the limit of {limit} bytes")));
+            return Err(ferr(
+                6,
+                format!("content size {cs} exceeds the limit of {limit} bytes"),
+            ));
         }
     }
     let mut out: Vec<u8> = Vec::with_capacity(content_size.unwrap_or(0) as usize);
     let mut scratch = vec![0u8; max_block];
     loop {
-        let Some(w) = data.get(p..p + 4) else { return Err(ferr(p, "truncated block size (no end mark)")) };
+        let Some(w) = data.get(p..p + 4) else {
+            return Err(ferr(p, "truncated block size (no end mark)"));
+        };
         let word = u32::from_le_bytes(w.try_into().expect("4 bytes"));
         let at = p;
         p += 4;
@@ -263,12 +296,19 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
         let raw = word & 0x8000_0000 != 0;
         let len = (word & 0x7FFF_FFFF) as usize;
         if len > max_block {
-            return Err(ferr(at, format!("block of {len} bytes exceeds the frame's maximum {max_block}")));
+            return Err(ferr(
+                at,
+                format!("block of {len} bytes exceeds the frame's maximum {max_block}"),
+            ));
         }
-        let Some(blk) = data.get(p..p + len) else { return Err(ferr(at, format!("truncated block of {len} bytes"))) };
+        let Some(blk) = data.get(p..p + len) else {
+            return Err(ferr(at, format!("truncated block of {len} bytes")));
+        };
         p += len;
         if block_cks {
-            let Some(c) = data.get(p..p + 4) else { return Err(ferr(p, "truncated block checksum")) };
+            let Some(c) = data.get(p..p + 4) else {
+                return Err(ferr(p, "truncated block checksum"));
+            };
             if u32::from_le_bytes(c.try_into().expect("4 bytes")) != xxh32(blk, 0) {
                 return Err(ferr(at, "block checksum mismatch"));
             }
@@ -287,12 +327,17 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
             &scratch[..n]
         };
         if out.len() + produced.len() > limit {
-            return Err(ferr(at, format!("decompressed data exceeds the limit of {limit} bytes")));
+            return Err(ferr(
+                at,
+                format!("decompressed data exceeds the limit of {limit} bytes"),
+            ));
         }
         out.extend_from_slice(produced);
     }
     if content_cks {
-        let Some(c) = data.get(p..p + 4) else { return Err(ferr(p, "truncated content checksum")) };
+        let Some(c) = data.get(p..p + 4) else {
+            return Err(ferr(p, "truncated content checksum"));
+        };
         if u32::from_le_bytes(c.try_into().expect("4 bytes")) != xxh32(&out, 0) {
             return Err(ferr(p, "content checksum mismatch"));
         }
@@ -300,11 +345,17 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
     }
     if let Some(cs) = content_size {
         if cs != out.len() as u64 {
-            return Err(ferr(6, format!("frame says {cs} bytes of content but holds {}", out.len())));
+            return Err(ferr(
+                6,
+                format!("frame says {cs} bytes of content but holds {}", out.len()),
+            ));
         }
     }
     if p != data.len() {
-        return Err(ferr(p, format!("{} bytes of trailing data after the frame", data.len() - p)));
+        return Err(ferr(
+            p,
+            format!("{} bytes of trailing data after the frame", data.len() - p),
+        ));
     }
     Ok(out)
 }

@@ -39,7 +39,10 @@ pub enum NameError {
     Empty,
     TooLong(usize),
     /// A byte that can never appear in a WAL name (`/`, `.` in the wrong place, ...), at offset.
-    BadChar { offset: usize, byte: u8 },
+    BadChar {
+        offset: usize,
+        byte: u8,
+    },
     /// None of the four grammars.
     Unknown,
     /// Timeline 0 does not exist.
@@ -52,9 +55,15 @@ impl fmt::Display for NameError {
             NameError::Empty => write!(f, "empty file name"),
             NameError::TooLong(n) => write!(f, "file name of {n} bytes is too long for a WAL file"),
             NameError::BadChar { offset, byte } => {
-                write!(f, "byte 0x{byte:02x} at offset {offset} cannot appear in a WAL file name")
+                write!(
+                    f,
+                    "byte 0x{byte:02x} at offset {offset} cannot appear in a WAL file name"
+                )
             }
-            NameError::Unknown => write!(f, "not a WAL segment, .partial, .history or .backup file name"),
+            NameError::Unknown => write!(
+                f,
+                "not a WAL segment, .partial, .history or .backup file name"
+            ),
             NameError::ZeroTimeline => write!(f, "timeline 0 does not exist"),
         }
     }
@@ -91,7 +100,10 @@ impl WalName {
             return Err(NameError::TooLong(b.len()));
         }
         for (i, &c) in b.iter().enumerate() {
-            let ok = c.is_ascii_digit() || (b'A'..=b'F').contains(&c) || c == b'.' || c.is_ascii_lowercase();
+            let ok = c.is_ascii_digit()
+                || (b'A'..=b'F').contains(&c)
+                || c == b'.'
+                || c.is_ascii_lowercase();
             if !ok || (i == 0 && c == b'.') {
                 return Err(NameError::BadChar { offset: i, byte: c });
             }
@@ -121,7 +133,12 @@ impl WalName {
         if tli == 0 {
             return Err(NameError::ZeroTimeline);
         }
-        Ok(WalName { kind, tli, log, seg })
+        Ok(WalName {
+            kind,
+            tli,
+            log,
+            seg,
+        })
     }
 
     /// True for segments and partial segments (files that carry WAL page headers).
@@ -162,7 +179,12 @@ impl WalName {
     pub fn segment_from_segno(tli: u32, segno: u64, seg_size: u32) -> Option<WalName> {
         let per_log = segs_per_log(seg_size)?;
         let log = u32::try_from(segno / per_log).ok()?;
-        Some(WalName { kind: WalKind::Segment, tli, log, seg: (segno % per_log) as u32 })
+        Some(WalName {
+            kind: WalKind::Segment,
+            tli,
+            log,
+            seg: (segno % per_log) as u32,
+        })
     }
 }
 
@@ -183,10 +205,18 @@ impl fmt::Display for WalName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             WalKind::Segment => write!(f, "{:08X}{:08X}{:08X}", self.tli, self.log, self.seg),
-            WalKind::Partial => write!(f, "{:08X}{:08X}{:08X}.partial", self.tli, self.log, self.seg),
+            WalKind::Partial => write!(
+                f,
+                "{:08X}{:08X}{:08X}.partial",
+                self.tli, self.log, self.seg
+            ),
             WalKind::History => write!(f, "{:08X}.history", self.tli),
             WalKind::Backup { offset } => {
-                write!(f, "{:08X}{:08X}{:08X}.{:08X}.backup", self.tli, self.log, self.seg, offset)
+                write!(
+                    f,
+                    "{:08X}{:08X}{:08X}.{:08X}.backup",
+                    self.tli, self.log, self.seg, offset
+                )
             }
         }
     }
@@ -209,7 +239,12 @@ mod tests {
         }
         let w = WalName::parse("000000010000000A000000FF").unwrap();
         assert_eq!((w.tli, w.log, w.seg), (1, 0xA, 0xFF));
-        assert_eq!(WalName::parse("000000010000000000000006.00000028.backup").unwrap().kind, WalKind::Backup { offset: 0x28 });
+        assert_eq!(
+            WalName::parse("000000010000000000000006.00000028.backup")
+                .unwrap()
+                .kind,
+            WalKind::Backup { offset: 0x28 }
+        );
     }
 
     #[test]
@@ -232,8 +267,20 @@ mod tests {
         ] {
             assert!(WalName::parse(n).is_err(), "{n:?}");
         }
-        assert_eq!(WalName::parse("../x").unwrap_err(), NameError::BadChar { offset: 0, byte: b'.' });
-        assert_eq!(WalName::parse("a/b").unwrap_err(), NameError::BadChar { offset: 1, byte: b'/' });
+        assert_eq!(
+            WalName::parse("../x").unwrap_err(),
+            NameError::BadChar {
+                offset: 0,
+                byte: b'.'
+            }
+        );
+        assert_eq!(
+            WalName::parse("a/b").unwrap_err(),
+            NameError::BadChar {
+                offset: 1,
+                byte: b'/'
+            }
+        );
     }
 
     #[test]
@@ -242,8 +289,18 @@ mod tests {
         assert_eq!(w.start_lsn(16 << 20), Some(0x0900_0000));
         let w = WalName::parse("00000001000000000000001C").unwrap();
         assert_eq!(w.start_lsn(1 << 20), Some(0x01C0_0000));
-        assert_eq!(WalName::parse("000000010000000000000100").unwrap().segno(16 << 20), None);
-        assert_eq!(WalName::parse("000000010000000000000100").unwrap().segno(1 << 20), Some(0x100));
+        assert_eq!(
+            WalName::parse("000000010000000000000100")
+                .unwrap()
+                .segno(16 << 20),
+            None
+        );
+        assert_eq!(
+            WalName::parse("000000010000000000000100")
+                .unwrap()
+                .segno(1 << 20),
+            Some(0x100)
+        );
         let w = WalName::parse("000000010000000100000003").unwrap();
         assert_eq!(w.segno(16 << 20), Some(0x103));
         let n = WalName::segment_from_segno(1, 0x100, 16 << 20).unwrap();

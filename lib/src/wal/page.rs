@@ -33,7 +33,10 @@ pub const KNOWN_MAGIC: [(u16, &str); 10] = [
 
 /// The PostgreSQL major version that writes `magic`, if known.
 pub fn pg_version_of(magic: u16) -> Option<&'static str> {
-    KNOWN_MAGIC.iter().find(|(m, _)| *m == magic).map(|(_, v)| *v)
+    KNOWN_MAGIC
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, v)| *v)
 }
 
 /// The decoded long page header of page 0.
@@ -53,19 +56,42 @@ pub struct LongHeader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageError {
     /// Fewer than 40 bytes.
-    Short { len: usize },
-    UnknownMagic { magic: u16 },
-    NoLongHeader { info: u16 },
-    UnknownFlags { info: u16 },
-    BadSegSize { seg_size: u32 },
-    BadBlockSize { blcksz: u32 },
+    Short {
+        len: usize,
+    },
+    UnknownMagic {
+        magic: u16,
+    },
+    NoLongHeader {
+        info: u16,
+    },
+    UnknownFlags {
+        info: u16,
+    },
+    BadSegSize {
+        seg_size: u32,
+    },
+    BadBlockSize {
+        blcksz: u32,
+    },
     /// The file's length is not the segment size the header states.
-    WrongFileSize { len: u64, seg_size: u32 },
+    WrongFileSize {
+        len: u64,
+        seg_size: u32,
+    },
     /// The name's segment number does not exist for this segment size.
-    NameOutOfRange { seg_size: u32 },
-    PageAddr { found: u64, expected: u64 },
+    NameOutOfRange {
+        seg_size: u32,
+    },
+    PageAddr {
+        found: u64,
+        expected: u64,
+    },
     /// `xlp_tli` is newer than the timeline in the name.
-    Timeline { header: u32, name: u32 },
+    Timeline {
+        header: u32,
+        name: u32,
+    },
 }
 
 impl fmt::Display for PageError {
@@ -147,10 +173,14 @@ impl LongHeader {
             return Err(PageError::UnknownFlags { info: h.info });
         }
         if !valid_seg_size(h.seg_size) {
-            return Err(PageError::BadSegSize { seg_size: h.seg_size });
+            return Err(PageError::BadSegSize {
+                seg_size: h.seg_size,
+            });
         }
         if !h.xlog_blcksz.is_power_of_two() || !(1024..=65536).contains(&h.xlog_blcksz) {
-            return Err(PageError::BadBlockSize { blcksz: h.xlog_blcksz });
+            return Err(PageError::BadBlockSize {
+                blcksz: h.xlog_blcksz,
+            });
         }
         Ok(h)
     }
@@ -159,23 +189,40 @@ impl LongHeader {
     /// (§5.5 rules 1, 4, 7).
     pub fn check_against(&self, name: &WalName, file_len: u64) -> Result<(), PageError> {
         if file_len != u64::from(self.seg_size) {
-            return Err(PageError::WrongFileSize { len: file_len, seg_size: self.seg_size });
+            return Err(PageError::WrongFileSize {
+                len: file_len,
+                seg_size: self.seg_size,
+            });
         }
-        let expected = name.start_lsn(self.seg_size).ok_or(PageError::NameOutOfRange { seg_size: self.seg_size })?;
+        let expected = name
+            .start_lsn(self.seg_size)
+            .ok_or(PageError::NameOutOfRange {
+                seg_size: self.seg_size,
+            })?;
         if self.pageaddr != expected {
-            return Err(PageError::PageAddr { found: self.pageaddr, expected });
+            return Err(PageError::PageAddr {
+                found: self.pageaddr,
+                expected,
+            });
         }
         // The first segment of a new timeline starts with the parent's bytes, so its page 0
         // may carry the parent TLI (fixture 00000002000000000000000A): only "not newer".
         if self.tli > name.tli || self.tli == 0 {
-            return Err(PageError::Timeline { header: self.tli, name: name.tli });
+            return Err(PageError::Timeline {
+                header: self.tli,
+                name: name.tli,
+            });
         }
         Ok(())
     }
 }
 
 /// Parse and check the whole segment `data` named `name` (both rule sets).
-pub fn check_segment(name: &WalName, data: &[u8], accept_magic: Option<u16>) -> Result<LongHeader, PageError> {
+pub fn check_segment(
+    name: &WalName,
+    data: &[u8],
+    accept_magic: Option<u16>,
+) -> Result<LongHeader, PageError> {
     let h = LongHeader::parse(data, accept_magic)?;
     h.check_against(name, data.len() as u64)?;
     Ok(h)
@@ -187,9 +234,9 @@ mod tests {
 
     /// First 40 bytes of fixture pg15-16mib/000000010000000000000009 (spec §5.3).
     pub const SEG9: [u8; 40] = [
-        0x10, 0xd1, 0x07, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0xd7, 0x0e,
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xd3, 0x57, 0x69, 0xa0, 0x1f, 0xb0, 0x05, 0x6b, 0x00, 0x00, 0x00, 0x01,
-        0x00, 0x20, 0x00, 0x00,
+        0x10, 0xd1, 0x07, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00,
+        0x00, 0xd7, 0x0e, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xd3, 0x57, 0x69, 0xa0, 0x1f, 0xb0,
+        0x05, 0x6b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00,
     ];
 
     #[test]
@@ -213,25 +260,49 @@ mod tests {
     fn each_rule_names_the_value() {
         let name = WalName::parse("000000010000000000000009").unwrap();
         let h = LongHeader::parse(&SEG9, None).unwrap();
-        assert_eq!(LongHeader::parse(&SEG9[..39], None), Err(PageError::Short { len: 39 }));
+        assert_eq!(
+            LongHeader::parse(&SEG9[..39], None),
+            Err(PageError::Short { len: 39 })
+        );
         let mut b = SEG9;
         b[0] = 0;
-        assert_eq!(LongHeader::parse(&b, None), Err(PageError::UnknownMagic { magic: 0xD100 }));
+        assert_eq!(
+            LongHeader::parse(&b, None),
+            Err(PageError::UnknownMagic { magic: 0xD100 })
+        );
         assert!(LongHeader::parse(&b, Some(0xD100)).is_ok());
         let mut b = SEG9;
         b[2] = 0x05;
-        assert_eq!(LongHeader::parse(&b, None), Err(PageError::NoLongHeader { info: 5 }));
+        assert_eq!(
+            LongHeader::parse(&b, None),
+            Err(PageError::NoLongHeader { info: 5 })
+        );
         let mut b = SEG9;
         b[2] = 0x12;
-        assert_eq!(LongHeader::parse(&b, None), Err(PageError::UnknownFlags { info: 0x12 }));
+        assert_eq!(
+            LongHeader::parse(&b, None),
+            Err(PageError::UnknownFlags { info: 0x12 })
+        );
         let mut b = SEG9;
         b[34] = 3;
-        assert!(matches!(LongHeader::parse(&b, None), Err(PageError::BadSegSize { .. })));
-        assert_eq!(h.check_against(&name, 100), Err(PageError::WrongFileSize { len: 100, seg_size: 16 << 20 }));
+        assert!(matches!(
+            LongHeader::parse(&b, None),
+            Err(PageError::BadSegSize { .. })
+        ));
+        assert_eq!(
+            h.check_against(&name, 100),
+            Err(PageError::WrongFileSize {
+                len: 100,
+                seg_size: 16 << 20
+            })
+        );
         let other = WalName::parse("00000001000000000000000A").unwrap();
         assert_eq!(
             h.check_against(&other, 16 << 20),
-            Err(PageError::PageAddr { found: 0x0900_0000, expected: 0x0A00_0000 })
+            Err(PageError::PageAddr {
+                found: 0x0900_0000,
+                expected: 0x0A00_0000
+            })
         );
         assert_eq!(
             h.check_against(&other, 16 << 20).unwrap_err().to_string(),
@@ -241,6 +312,9 @@ mod tests {
         b[4] = 3;
         let h3 = LongHeader::parse(&b, None).unwrap();
         let tl2 = WalName::parse("000000020000000000000009").unwrap();
-        assert_eq!(h3.check_against(&tl2, 16 << 20), Err(PageError::Timeline { header: 3, name: 2 }));
+        assert_eq!(
+            h3.check_against(&tl2, 16 << 20),
+            Err(PageError::Timeline { header: 3, name: 2 })
+        );
     }
 }

@@ -94,12 +94,21 @@ impl StoredName {
         if compressed && !wal.has_pages() {
             return None;
         }
-        Some(StoredName { wal, hash: unhex(h)?, compressed })
+        Some(StoredName {
+            wal,
+            hash: unhex(h)?,
+            compressed,
+        })
     }
 
     /// The file name in the archive.
     pub fn file_name(&self) -> String {
-        format!("{}-{}{}", self.wal, hex(&self.hash), if self.compressed { LZ4_SUFFIX } else { "" })
+        format!(
+            "{}-{}{}",
+            self.wal,
+            hex(&self.hash),
+            if self.compressed { LZ4_SUFFIX } else { "" }
+        )
     }
 
     /// Path relative to the archive root.
@@ -121,7 +130,10 @@ impl StoredName {
 pub enum StoredError {
     Frame(FrameError),
     /// BLAKE3 of the content differs from the one in the name.
-    Checksum { expected: String, found: String },
+    Checksum {
+        expected: String,
+        found: String,
+    },
 }
 
 impl fmt::Display for StoredError {
@@ -129,7 +141,10 @@ impl fmt::Display for StoredError {
         match self {
             StoredError::Frame(e) => e.fmt(f),
             StoredError::Checksum { expected, found } => {
-                write!(f, "BLAKE3 mismatch: name says {expected}, content is {found}")
+                write!(
+                    f,
+                    "BLAKE3 mismatch: name says {expected}, content is {found}"
+                )
             }
         }
     }
@@ -139,7 +154,11 @@ impl std::error::Error for StoredError {}
 
 /// The archive file reader: decompress (when `.lz4`, producing at most `limit` bytes) and
 /// check the BLAKE3 in the name. Returns the original bytes.
-pub fn decode_stored(name: &StoredName, bytes: &[u8], limit: usize) -> Result<Vec<u8>, StoredError> {
+pub fn decode_stored(
+    name: &StoredName,
+    bytes: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, StoredError> {
     let content = if name.compressed {
         lz4frame::decode_frame(bytes, limit).map_err(StoredError::Frame)?
     } else {
@@ -147,7 +166,10 @@ pub fn decode_stored(name: &StoredName, bytes: &[u8], limit: usize) -> Result<Ve
     };
     let found: [u8; 32] = blake3::hash(&content).into();
     if found != name.hash {
-        return Err(StoredError::Checksum { expected: hex(&name.hash), found: hex(&found) });
+        return Err(StoredError::Checksum {
+            expected: hex(&name.hash),
+            found: hex(&found),
+        });
     }
     Ok(content)
 }
@@ -192,10 +214,18 @@ impl ArchiveInfo {
             }
         }
         match (sys, seg, magic) {
-            (Some(system_id), Some(seg_size), Some(magic)) if super::name::valid_seg_size(seg_size) => {
-                Ok(ArchiveInfo { system_id, seg_size, magic })
+            (Some(system_id), Some(seg_size), Some(magic))
+                if super::name::valid_seg_size(seg_size) =>
+            {
+                Ok(ArchiveInfo {
+                    system_id,
+                    seg_size,
+                    magic,
+                })
             }
-            _ => Err("system-identifier, wal-segment-size or wal-page-magic missing or invalid".into()),
+            _ => Err(
+                "system-identifier, wal-segment-size or wal-page-magic missing or invalid".into(),
+            ),
         }
     }
 }
@@ -207,14 +237,25 @@ mod tests {
     #[test]
     fn stored_names_round_trip() {
         let wal = WalName::parse("000000010000000000000009").unwrap();
-        let s = StoredName { wal, hash: blake3::hash(b"x").into(), compressed: true };
+        let s = StoredName {
+            wal,
+            hash: blake3::hash(b"x").into(),
+            compressed: true,
+        };
         let f = s.file_name();
-        assert!(f.starts_with("000000010000000000000009-") && f.ends_with(".lz4"), "{f}");
+        assert!(
+            f.starts_with("000000010000000000000009-") && f.ends_with(".lz4"),
+            "{f}"
+        );
         assert_eq!(StoredName::parse(&f), Some(s));
         assert_eq!(s.rel_path(), format!("0000000100000000/{f}"));
         assert!(StoredName::entry_is_for(&f, "000000010000000000000009"));
         assert!(!StoredName::entry_is_for(&f, "00000001000000000000000"));
-        let h = StoredName { wal: WalName::parse("00000002.history").unwrap(), hash: [7; 32], compressed: false };
+        let h = StoredName {
+            wal: WalName::parse("00000002.history").unwrap(),
+            hash: [7; 32],
+            compressed: false,
+        };
         assert_eq!(StoredName::parse(&h.rel_path()), Some(h));
         for bad in [
             ".walarchive-tmp.000000010000000000000009.1.2",
@@ -231,16 +272,27 @@ mod tests {
     fn decode_checks_the_hash() {
         let data = vec![5u8; 100_000];
         let wal = WalName::parse("000000010000000000000009").unwrap();
-        let s = StoredName { wal, hash: blake3::hash(&data).into(), compressed: true };
+        let s = StoredName {
+            wal,
+            hash: blake3::hash(&data).into(),
+            compressed: true,
+        };
         let frame = lz4frame::compress_to_vec(&data, 1);
         assert_eq!(decode_stored(&s, &frame, 1 << 20).unwrap(), data);
         let s2 = StoredName { hash: [0; 32], ..s };
-        assert!(matches!(decode_stored(&s2, &frame, 1 << 20), Err(StoredError::Checksum { .. })));
+        assert!(matches!(
+            decode_stored(&s2, &frame, 1 << 20),
+            Err(StoredError::Checksum { .. })
+        ));
     }
 
     #[test]
     fn info_round_trip() {
-        let i = ArchiveInfo { system_id: 7711763586823575507, seg_size: 16 << 20, magic: 0xD110 };
+        let i = ArchiveInfo {
+            system_id: 7711763586823575507,
+            seg_size: 16 << 20,
+            magic: 0xD110,
+        };
         assert_eq!(ArchiveInfo::parse(i.format().as_bytes()), Ok(i));
         assert!(ArchiveInfo::parse(b"system-identifier=1\n").is_err());
         assert!(ArchiveInfo::parse(b"system-identifier=x\n").is_err());

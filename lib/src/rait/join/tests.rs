@@ -12,7 +12,11 @@ impl Tmp {
     fn new() -> Tmp {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!("lv-rait-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let p = std::env::temp_dir().join(format!(
+            "lv-rait-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         std::fs::create_dir_all(&p).unwrap();
         Tmp(p)
     }
@@ -39,24 +43,38 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn amanda_header() -> Vec<u8> {
-    let mut h = b"AMANDA: SPLIT_FILE 20260101120000 h /d  part 1/-1  lev 0 comp N program /bin/tar\n\x0c\n".to_vec();
+    let mut h =
+        b"AMANDA: SPLIT_FILE 20260101120000 h /d  part 1/-1  lev 0 comp N program /bin/tar\n\x0c\n"
+            .to_vec();
     h.resize(AMANDA_BLOCK, 0);
     h
 }
 
 fn do_split(t: &Tmp, input: &[u8], geo: &Geometry, seekable: bool) {
-    let mut outs: Vec<VolumeOut> =
-        (0..geo.volumes).map(|i| VolumeOut::new(File::create(t.vol(i)).unwrap(), seekable, false)).collect();
+    let mut outs: Vec<VolumeOut> = (0..geo.volumes)
+        .map(|i| VolumeOut::new(File::create(t.vol(i)).unwrap(), seekable, false))
+        .collect();
     split(&mut Cursor::new(input), &mut outs, geo, 0xfeed).unwrap();
 }
 
 fn sources(t: &Tmp, n: usize, lost: &[usize]) -> Vec<Source> {
     (0..n)
-        .map(|i| if lost.contains(&i) { Source::Missing } else { Source::Read(Box::new(File::open(t.vol(i)).unwrap())) })
+        .map(|i| {
+            if lost.contains(&i) {
+                Source::Missing
+            } else {
+                Source::Read(Box::new(File::open(t.vol(i)).unwrap()))
+            }
+        })
         .collect()
 }
 
-fn do_join(t: &Tmp, n: usize, lost: &[usize], opts: &JoinOptions) -> Result<(Vec<u8>, Summary, Vec<Event>), JoinError> {
+fn do_join(
+    t: &Tmp,
+    n: usize,
+    lost: &[usize],
+    opts: &JoinOptions,
+) -> Result<(Vec<u8>, Summary, Vec<Event>), JoinError> {
     let set = Set::open(sources(t, n, lost), opts)?;
     let mut out = Vec::new();
     let mut ev = Vec::new();
@@ -70,12 +88,33 @@ fn round_trips_every_length_layout_and_loss() {
     for (n, m) in [(2, 1), (3, 1), (5, 1), (4, 2), (5, 2), (6, 3)] {
         let g = Geometry::new(n, m, b, 512, false).unwrap();
         let row = g.row_bytes();
-        for len in [0, 1, b - 1, b, b + 1, row - 1, row, row + 1, row * 3 + 7, row * 34] {
+        for len in [
+            0,
+            1,
+            b - 1,
+            b,
+            b + 1,
+            row - 1,
+            row,
+            row + 1,
+            row * 3 + 7,
+            row * 34,
+        ] {
             for seekable in [true, false] {
                 let t = Tmp::new();
                 let input = data(len, (len * 7 + n) as u64);
                 do_split(&t, &input, &g, seekable);
-                let (out, s, _) = do_join(&t, n, &[], &JoinOptions { block: Some(b), header_size: Some(512), trust_data: false }).unwrap();
+                let (out, s, _) = do_join(
+                    &t,
+                    n,
+                    &[],
+                    &JoinOptions {
+                        block: Some(b),
+                        header_size: Some(512),
+                        trust_data: false,
+                    },
+                )
+                .unwrap();
                 assert_eq!(out, input, "n={n} m={m} len={len} seekable={seekable}");
                 assert_eq!(s.payload, len as u64);
                 // every single loss, and every pair with m >= 2
@@ -85,7 +124,11 @@ fn round_trips_every_length_layout_and_loss() {
                         if lost.len() > m {
                             continue;
                         }
-                        let opts = JoinOptions { block: None, header_size: Some(512), trust_data: false };
+                        let opts = JoinOptions {
+                            block: None,
+                            header_size: Some(512),
+                            trust_data: false,
+                        };
                         let (out, _, ev) = do_join(&t, n, &lost, &opts).unwrap();
                         assert_eq!(out, input, "n={n} m={m} len={len} lost={lost:?}");
                         assert_eq!(ev.len(), lost.len());
@@ -113,10 +156,19 @@ fn amanda_header_is_copied_and_payload_striped() {
     let v1 = std::fs::read(t.vol(1)).unwrap();
     let v2 = std::fs::read(t.vol(2)).unwrap();
     let payload = &input[AMANDA_BLOCK..];
-    assert_eq!(&v0[AMANDA_BLOCK..2 * AMANDA_BLOCK], &payload[..AMANDA_BLOCK]);
-    assert_eq!(&v1[AMANDA_BLOCK..2 * AMANDA_BLOCK], &payload[AMANDA_BLOCK..2 * AMANDA_BLOCK]);
+    assert_eq!(
+        &v0[AMANDA_BLOCK..2 * AMANDA_BLOCK],
+        &payload[..AMANDA_BLOCK]
+    );
+    assert_eq!(
+        &v1[AMANDA_BLOCK..2 * AMANDA_BLOCK],
+        &payload[AMANDA_BLOCK..2 * AMANDA_BLOCK]
+    );
     for j in 0..AMANDA_BLOCK {
-        assert_eq!(v2[AMANDA_BLOCK + j], v0[AMANDA_BLOCK + j] ^ v1[AMANDA_BLOCK + j]);
+        assert_eq!(
+            v2[AMANDA_BLOCK + j],
+            v0[AMANDA_BLOCK + j] ^ v1[AMANDA_BLOCK + j]
+        );
     }
     for lost in [vec![], vec![0], vec![1], vec![2]] {
         let (out, _, _) = do_join(&t, 3, &lost, &JoinOptions::default()).unwrap();
@@ -135,16 +187,39 @@ fn checksums_locate_and_repair_and_plain_parity_refuses() {
         let off = g.record_offset(5) as usize + 17;
         v[off] ^= 0xff;
         std::fs::write(t.vol(1), &v).unwrap();
-        let opts = JoinOptions { block: None, header_size: Some(1024), trust_data: false };
+        let opts = JoinOptions {
+            block: None,
+            header_size: Some(1024),
+            trust_data: false,
+        };
         let r = do_join(&t, 3, &[], &opts);
         if sums {
             let (out, s, ev) = r.unwrap();
             assert_eq!(out, input);
             assert_eq!(s.damaged_records, 1);
-            assert_eq!(ev, vec![Event::BadChecksum { volume: 1, record: 5, offset: g.record_offset(5) }]);
+            assert_eq!(
+                ev,
+                vec![Event::BadChecksum {
+                    volume: 1,
+                    record: 5,
+                    offset: g.record_offset(5)
+                }]
+            );
         } else {
-            assert!(matches!(r, Err(JoinError::ParityMismatch { record: 5, .. })), "{r:?}");
-            let (out, _, _) = do_join(&t, 3, &[], &JoinOptions { trust_data: true, ..opts }).unwrap();
+            assert!(
+                matches!(r, Err(JoinError::ParityMismatch { record: 5, .. })),
+                "{r:?}"
+            );
+            let (out, _, _) = do_join(
+                &t,
+                3,
+                &[],
+                &JoinOptions {
+                    trust_data: true,
+                    ..opts
+                },
+            )
+            .unwrap();
             assert_ne!(out, input);
             assert_eq!(out.len(), input.len());
         }
@@ -160,10 +235,27 @@ fn reed_solomon_locates_one_bad_record_without_checksums() {
     let mut v = std::fs::read(t.vol(3)).unwrap();
     v[g.record_offset(2) as usize] ^= 1;
     std::fs::write(t.vol(3), &v).unwrap();
-    let (out, s, ev) = do_join(&t, 5, &[], &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
+    let (out, s, ev) = do_join(
+        &t,
+        5,
+        &[],
+        &JoinOptions {
+            block: None,
+            header_size: Some(512),
+            trust_data: false,
+        },
+    )
+    .unwrap();
     assert_eq!(out, input);
     assert_eq!(s.damaged_records, 1);
-    assert_eq!(ev, vec![Event::Located { volume: 3, record: 2, offset: g.record_offset(2) }]);
+    assert_eq!(
+        ev,
+        vec![Event::Located {
+            volume: 3,
+            record: 2,
+            offset: g.record_offset(2)
+        }]
+    );
 }
 
 #[test]
@@ -176,9 +268,29 @@ fn truncated_volume_is_rebuilt_from_where_it_stops() {
         let v = std::fs::read(t.vol(0)).unwrap();
         // cut in the middle of record 20
         std::fs::write(t.vol(0), &v[..g.record_offset(20) as usize + 100]).unwrap();
-        let (out, _, ev) = do_join(&t, 3, &[], &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
+        let (out, _, ev) = do_join(
+            &t,
+            3,
+            &[],
+            &JoinOptions {
+                block: None,
+                header_size: Some(512),
+                trust_data: false,
+            },
+        )
+        .unwrap();
         assert_eq!(out, input, "seekable={seekable}");
-        assert!(matches!(ev[..], [Event::Ended { volume: 0, record: 20, .. }]), "{ev:?}");
+        assert!(
+            matches!(
+                ev[..],
+                [Event::Ended {
+                    volume: 0,
+                    record: 20,
+                    ..
+                }]
+            ),
+            "{ev:?}"
+        );
     }
 }
 
@@ -188,28 +300,68 @@ fn mixed_sets_order_and_counts_are_refused() {
     let b = Tmp::new();
     let g = Geometry::new(3, 1, 512, 512, false).unwrap();
     do_split(&a, &data(5000, 1), &g, true);
-    let mut outs: Vec<VolumeOut> = (0..3).map(|i| VolumeOut::new(File::create(b.vol(i)).unwrap(), true, false)).collect();
+    let mut outs: Vec<VolumeOut> = (0..3)
+        .map(|i| VolumeOut::new(File::create(b.vol(i)).unwrap(), true, false))
+        .collect();
     split(&mut Cursor::new(data(5000, 1)), &mut outs, &g, 0xbeef).unwrap();
-    let opts = JoinOptions { block: None, header_size: Some(512), trust_data: false };
+    let opts = JoinOptions {
+        block: None,
+        header_size: Some(512),
+        trust_data: false,
+    };
     let src = vec![
         Source::Read(Box::new(File::open(a.vol(0)).unwrap())),
         Source::Read(Box::new(File::open(b.vol(1)).unwrap())),
         Source::Read(Box::new(File::open(a.vol(2)).unwrap())),
     ];
-    assert!(matches!(Set::open(src, &opts), Err(JoinError::OtherSet { volume: 1, .. })));
+    assert!(matches!(
+        Set::open(src, &opts),
+        Err(JoinError::OtherSet { volume: 1, .. })
+    ));
     let src = vec![
         Source::Read(Box::new(File::open(a.vol(1)).unwrap())),
         Source::Read(Box::new(File::open(a.vol(0)).unwrap())),
         Source::Missing,
     ];
-    assert!(matches!(Set::open(src, &opts), Err(JoinError::Position { volume: 0, child: 1 })));
-    assert!(matches!(Set::open(sources(&a, 2, &[]), &opts), Err(JoinError::Count { given: 2, volumes: 3 })));
-    assert!(matches!(Set::open(sources(&a, 3, &[0, 1]), &opts), Err(JoinError::TooManyLost { .. })));
-    let o = JoinOptions { block: Some(1024), ..opts };
-    assert!(matches!(Set::open(sources(&a, 3, &[]), &o), Err(JoinError::BlockSize { given: 1024, stored: 512 })));
+    assert!(matches!(
+        Set::open(src, &opts),
+        Err(JoinError::Position {
+            volume: 0,
+            child: 1
+        })
+    ));
+    assert!(matches!(
+        Set::open(sources(&a, 2, &[]), &opts),
+        Err(JoinError::Count {
+            given: 2,
+            volumes: 3
+        })
+    ));
+    assert!(matches!(
+        Set::open(sources(&a, 3, &[0, 1]), &opts),
+        Err(JoinError::TooManyLost { .. })
+    ));
+    let o = JoinOptions {
+        block: Some(1024),
+        ..opts
+    };
+    assert!(matches!(
+        Set::open(sources(&a, 3, &[]), &o),
+        Err(JoinError::BlockSize {
+            given: 1024,
+            stored: 512
+        })
+    ));
     let mut f = File::create(a.vol(1)).unwrap();
     f.write_all(&[0u8; 100]).unwrap();
-    assert!(matches!(Set::open(sources(&a, 3, &[]), &opts), Err(JoinError::Truncated { volume: 1, got: 100, .. })));
+    assert!(matches!(
+        Set::open(sources(&a, 3, &[]), &opts),
+        Err(JoinError::Truncated {
+            volume: 1,
+            got: 100,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -220,9 +372,20 @@ fn rebuild_regenerates_a_lost_volume_byte_for_byte() {
         do_split(&t, &data(33_333, 2), &g, seekable);
         let orig = std::fs::read(t.vol(1)).unwrap();
         std::fs::remove_file(t.vol(1)).unwrap();
-        let set = Set::open(sources(&t, 4, &[1]), &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
+        let set = Set::open(
+            sources(&t, 4, &[1]),
+            &JoinOptions {
+                block: None,
+                header_size: Some(512),
+                trust_data: false,
+            },
+        )
+        .unwrap();
         let p = t.0.join("new1");
-        let mut rb = vec![(1usize, VolumeOut::new(File::create(&p).unwrap(), seekable, false))];
+        let mut rb = vec![(
+            1usize,
+            VolumeOut::new(File::create(&p).unwrap(), seekable, false),
+        )];
         set.run(None, &mut rb, &mut |_| {}).unwrap();
         drop(rb);
         assert_eq!(std::fs::read(&p).unwrap(), orig, "seekable={seekable}");
@@ -256,16 +419,33 @@ fn read_error_mid_volume_rebuilds_that_very_record() {
     let fail_at = g.record_offset(7) as usize + 200;
     let src = vec![
         Source::Read(Box::new(File::open(t.vol(0)).unwrap())),
-        Source::Read(Box::new(Failing { inner: File::open(t.vol(1)).unwrap(), ok: fail_at })),
+        Source::Read(Box::new(Failing {
+            inner: File::open(t.vol(1)).unwrap(),
+            ok: fail_at,
+        })),
         Source::Read(Box::new(File::open(t.vol(2)).unwrap())),
     ];
-    let set = Set::open(src, &JoinOptions { block: None, header_size: Some(512), trust_data: false }).unwrap();
+    let set = Set::open(
+        src,
+        &JoinOptions {
+            block: None,
+            header_size: Some(512),
+            trust_data: false,
+        },
+    )
+    .unwrap();
     let mut out = Vec::new();
     let mut ev = Vec::new();
-    set.run(Some(&mut out), &mut [], &mut |e| ev.push(e.clone())).unwrap();
+    set.run(Some(&mut out), &mut [], &mut |e| ev.push(e.clone()))
+        .unwrap();
     assert_eq!(out, input);
     match &ev[..] {
-        [Event::Ended { volume: 1, record: 7, cause, .. }] => assert!(cause.contains("read error"), "{cause}"),
+        [Event::Ended {
+            volume: 1,
+            record: 7,
+            cause,
+            ..
+        }] => assert!(cause.contains("read error"), "{cause}"),
         other => panic!("{other:?}"),
     }
 }
@@ -290,13 +470,22 @@ fn property_random_lengths_and_layouts() {
         let t = Tmp::new();
         let input = data(len, len as u64 + 1);
         do_split(&t, &input, &g, seekable);
-        let lost: Vec<usize> = (0..next(m as u64 + 1)).map(|_| next(n as u64) as usize).collect();
+        let lost: Vec<usize> = (0..next(m as u64 + 1))
+            .map(|_| next(n as u64) as usize)
+            .collect();
         let mut lost_sorted = lost.clone();
         lost_sorted.sort();
         lost_sorted.dedup();
-        let opts = JoinOptions { block: None, header_size: None, trust_data: false };
+        let opts = JoinOptions {
+            block: None,
+            header_size: None,
+            trust_data: false,
+        };
         let (out, s, _) = do_join(&t, n, &lost_sorted, &opts).unwrap();
-        assert_eq!(out, input, "{g:?} len={len} lost={lost_sorted:?} seekable={seekable}");
+        assert_eq!(
+            out, input,
+            "{g:?} len={len} lost={lost_sorted:?} seekable={seekable}"
+        );
         assert_eq!(s.payload, len as u64);
     }
 }
@@ -306,8 +495,16 @@ fn restore_line_block_size_is_read() {
     let mut h = b"AMANDA: FILE 20260101 h /d  lev 0 comp N program /bin/tar\nTo restore, position tape at start of file and run:\n\tdd if=<tape> bs=256k skip=1 | /bin/tar -xpGf - ... \n\x0c\n".to_vec();
     h.resize(32768, 0);
     assert_eq!(restore_line_block_size(&h), Some(262144));
-    let no_bs = String::from_utf8(h.clone()).unwrap().replace("bs=256k ", "");
+    let no_bs = String::from_utf8(h.clone())
+        .unwrap()
+        .replace("bs=256k ", "");
     assert_eq!(restore_line_block_size(no_bs.as_bytes()), None);
-    assert_eq!(restore_line_block_size(b"AMANDA: FILE\n\tdd if=<tape> bs=k skip=1 |\n"), None);
-    assert_eq!(restore_line_block_size(b"AMANDA: FILE\n\tdd if=<tape> bs=99999999k skip=1 |\n"), None);
+    assert_eq!(
+        restore_line_block_size(b"AMANDA: FILE\n\tdd if=<tape> bs=k skip=1 |\n"),
+        None
+    );
+    assert_eq!(
+        restore_line_block_size(b"AMANDA: FILE\n\tdd if=<tape> bs=99999999k skip=1 |\n"),
+        None
+    );
 }
