@@ -180,7 +180,7 @@ pub const MAN_TAIL: &str = r#".SH "EXIT STATUS"
 Success.
 .TP
 .B 1
-Failure: an input or output could not be opened, read or written.
+Failure: an input or output could not be opened, read or written. An output file that \fBwrite\fR or \fBpayload\fR was writing is removed (a device or stdout is left as it is), so no partial media file is left behind.
 .TP
 .B 2
 Usage error, or a header Amanda would refuse to write (bad datestamp, a space in the host name, a field over 255 bytes, ...).

@@ -629,3 +629,29 @@ fn direct_io_onto_a_block_device() {
         stderr(&o)
     );
 }
+
+/// A full disk: a clear error, exit 1, and no partial media file left behind to be trusted.
+#[test]
+fn a_full_disk_leaves_no_partial_file() {
+    if !require("root (tmpfs mount)", is_root()) {
+        return;
+    }
+    let t = Scratch::new("mh-full");
+    let d = t.0.display();
+    let o = sh(&format!(
+        "mkdir {d}/small && mount -t tmpfs -o size=1m tmpfs {d}/small
+         head -c 3000000 /dev/urandom > {d}/in
+         set +e
+         {m} write --host h --disk /d --level 0 -o {d}/small/f.media < {d}/in; echo \"write $?\"
+         {m} write --host h --disk /d --level 0 -o {d}/big.media < {d}/in
+         {m} payload -o {d}/small/out {d}/big.media; echo \"payload $?\"
+         ls {d}/small
+         umount {d}/small",
+        m = m()
+    ));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "write 1\npayload 1\n");
+    assert_eq!(
+        stderr(&o),
+        format!("mediahdr: {d}/small/f.media: No space left on device\nmediahdr: {d}/small/out: No space left on device\n")
+    );
+}

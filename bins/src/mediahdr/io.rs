@@ -150,3 +150,26 @@ pub fn rewrite_offset(end: &mut End) -> Option<u64> {
     }
     end.file.stream_position().ok()
 }
+
+/// Removes an output file this run created, unless [`keep`](Partial::keep) is called: a
+/// failed `write` or `payload` leaves no partial media file behind to be trusted later.
+/// Devices and stdout are never removed.
+pub struct Partial(Option<std::path::PathBuf>);
+
+impl Partial {
+    pub fn new(out: &End, path: &str) -> Partial {
+        Partial((out.kind == FdKind::Regular && !is_stdio(path)).then(|| path.into()))
+    }
+
+    pub fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -10,7 +10,7 @@ use lampvault::sys::fdkind::FdKind;
 use lampvault::tape;
 
 use super::exit;
-use super::io::{open_in, open_out, End};
+use super::io::{open_in, open_out, End, Partial};
 use crate::common::{progress_wanted, Failure, IoContext, Progress};
 
 /// A tape block can be larger than the header size asked for; read it whole.
@@ -192,6 +192,7 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
         crc_to_check(&h)
     };
     let (mut out, _) = open_out(m.get_one::<String>("output").expect("default"), false)?;
+    let partial = Partial::new(&out, m.get_one::<String>("output").expect("default"));
     let out_name = out.name.clone();
     let tape_in = input.kind == FdKind::Tape;
     let input_kind = input.kind;
@@ -225,6 +226,8 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
         len += rec.len() as u64;
         progress.tick(len);
     }
+    // Every byte is out; a CRC mismatch below keeps the file (exit 6 says not to trust it).
+    partial.keep();
     progress.done();
     if m.get_flag("verbose") {
         let secs = progress.elapsed().as_secs_f64();

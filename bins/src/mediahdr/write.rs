@@ -12,7 +12,7 @@ use lampvault::sys::time::now_datestamp;
 use lampvault::tape;
 
 use super::exit;
-use super::io::{open_in, open_out, rewrite_offset, End, Out};
+use super::io::{open_in, open_out, rewrite_offset, End, Out, Partial};
 use crate::common::{progress_wanted, Failure, IoContext, Progress};
 
 fn s(m: &ArgMatches, k: &str) -> Option<String> {
@@ -185,6 +185,7 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
         m.get_one::<String>("output").expect("default"),
         m.get_flag("direct"),
     )?;
+    let partial = Partial::new(&out, m.get_one::<String>("output").expect("default"));
     let is_tape = out.kind == FdKind::Tape;
     let rewrite_at = if known.is_none() && !split {
         rewrite_offset(&mut out)
@@ -227,6 +228,7 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
             .write_all_at(&build(&header, bs)?, off)
             .ctx(&out_name)?;
     }
+    partial.keep();
     if is_tape {
         tape::weof(out.file.as_fd(), 1).map_err(|e| Failure::failed(format!("{out_name}: {e}")))?;
     }
