@@ -6,6 +6,11 @@ mod util;
 use std::process::Command;
 use util::*;
 
+/// The run failed with exactly this exit code and this stderr.
+fn fails(o: &std::process::Output, code: i32, err: &str) {
+    assert_eq!((status_code(o), stderr(o).as_str()), (code, err));
+}
+
 fn m() -> String {
     bin("mediahdr").display().to_string()
 }
@@ -288,7 +293,9 @@ fn crc_lines_from_file_input_and_from_rewriting_the_output() {
     .unwrap();
     let w = "write --host h --disk /d --level 0 --date 20260101120000";
     let o = sh(&format!(
-        "{m} {w} {d}/in > {d}/a            # input a regular file: scanned first
+        "{m} {w} {d}/in | cat > {d}/a      # file in, pipe out: the input is scanned first
+         {m} {w} {d}/in > {d}/p            # file in, file out: one pass, header rewritten
+         cmp {d}/a {d}/p
          cat {d}/in | {m} {w} > {d}/b      # input a pipe, output a file: header rewritten
          cat {d}/in | {m} {w} | cat > {d}/c  # pipe to pipe: no CRC known
          cmp {d}/a {d}/b",
@@ -425,12 +432,10 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
         "{} write --host h --disk /d --level 0 -o {d}/out < /dev/null",
         m()
     ));
-    assert_eq!(
-        (status_code(&o), stderr(&o)),
-        (
-            4,
-            "mediahdr: stdin: empty input: nothing to put behind a header\n".into()
-        )
+    fails(
+        &o,
+        4,
+        "mediahdr: stdin: empty input: nothing to put behind a header\n",
     );
     assert!(!t.path("out").exists());
     // Unwritable output.
@@ -438,13 +443,7 @@ fn bad_input_gets_a_clear_error_and_exit_code() {
         "echo x | {} write --host h --disk /d --level 0 -o /proc/nope/x",
         m()
     ));
-    assert_eq!(
-        (status_code(&o), stderr(&o)),
-        (
-            1,
-            "mediahdr: /proc/nope/x: No such file or directory\n".into()
-        )
-    );
+    fails(&o, 1, "mediahdr: /proc/nope/x: No such file or directory\n");
 }
 
 #[test]

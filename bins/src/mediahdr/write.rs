@@ -159,14 +159,6 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
     build(&header, bs)?;
     let mut input = open_in(m.get_one::<String>("input").expect("default"))?;
     let split = header.kind == Kind::SplitFile;
-    let known = if input.kind == FdKind::Regular && !split {
-        Some(prescan(&mut input)?)
-    } else {
-        None
-    };
-    if let Some((crc, len)) = known {
-        set_crc(&mut header, crc, len);
-    }
 
     // Read the first record before writing anything: an empty input writes nothing.
     let mut buf = AlignedBuf::new(bs).ctx("buffer")?;
@@ -187,11 +179,22 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
     )?;
     let partial = Partial::new(&out, m.get_one::<String>("output").expect("default"));
     let is_tape = out.kind == FdKind::Tape;
-    let rewrite_at = if known.is_none() && !split {
-        rewrite_offset(&mut out)
-    } else {
+    // The CRC lines in one pass when the header can be rewritten at the end; otherwise (a
+    // pipe or tape out) a regular-file input is read twice: scanned first, then copied.
+    let rewrite_at = if split {
         None
+    } else {
+        rewrite_offset(&mut out)
     };
+    if rewrite_at.is_none() && !split && input.kind == FdKind::Regular {
+        input
+            .file
+            .seek(SeekFrom::Current(-(n as i64)))
+            .ctx(&input.name)?;
+        let (crc, len) = prescan(&mut input)?;
+        set_crc(&mut header, crc, len);
+        n = read_full(&mut input.file, buf.as_mut_slice()).ctx(&input.name)?;
+    }
     let first = build(&header, bs)?;
     let out_name = out.name.clone();
     let mut w = match direct {
