@@ -10,7 +10,7 @@ mod progress;
 mod size;
 
 pub use failure::{errno_text, Failure, IoContext};
-pub use paths::{is_stdio, open_input, Input};
+pub use paths::is_stdio;
 pub use progress::Progress;
 pub use size::{parse_size, parse_size_arg};
 
@@ -110,20 +110,6 @@ pub fn verbose_arg() -> clap::Arg {
 /// True when progress should be shown: asked for, or stderr is a terminal.
 pub fn progress_wanted(asked: bool) -> bool {
     asked || std::io::stderr().is_terminal()
-}
-
-/// Render a man page: clap_mangen's page for `cmd` plus a hand-written roff `tail`
-/// (EXIT STATUS, EXAMPLES...).
-pub fn render_man(cmd: Command, tail: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(cmd)
-        .render(&mut out)
-        .expect("rendering into a Vec cannot fail");
-    out.extend_from_slice(tail.as_bytes());
-    if !tail.ends_with('\n') {
-        out.push(b'\n');
-    }
-    out
 }
 
 /// Every page of a tool: `<tool>.<section>` (with the tail) and, as clap_mangen's SUBCOMMANDS
