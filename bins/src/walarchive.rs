@@ -66,9 +66,10 @@ pub fn command() -> Command {
                     Arg::new("level")
                         .long("level")
                         .value_name("N")
-                        .value_parser(value_parser!(i32).range(1..=12))
+                        .value_parser(value_parser!(i32).range(-64..=12))
+                        .allow_negative_numbers(true)
                         .default_value("1")
-                        .help("LZ4 level: 1 = fast LZ4, 2-12 = LZ4 HC"),
+                        .help("LZ4 level: 1 = fast LZ4, -N = fast LZ4 with acceleration N (as lz4 --fast=N: faster, larger), 2-12 = LZ4 HC"),
                 )
                 .arg(
                     Arg::new("group-read")

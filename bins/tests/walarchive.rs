@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use lampvault::wal::store::{decode_stored, StoredName};
+use lampvault::wal::store::{decode_stored, ArchiveInfo, StoredName, TEMP_PREFIX};
 use util::{bin, fixture, require, sh, status_code, stderr, Scratch};
 
 const SEG9: &str = "000000010000000000000009";
@@ -117,6 +117,20 @@ impl Env {
         out.sort();
         out
     }
+}
+
+/// Every file under `d`, recursively.
+fn files_under(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 fn ok(o: &Output) {
@@ -725,6 +739,113 @@ fn kill_9_never_leaves_a_partial_final_file() {
         }
     }
     eprintln!("{completed} of 200 killed pushes had completed");
+
+    // Killed FIRST pushes (walarchive.info, subdirectory and segment written together,
+    // one fsync per directory at the end): whatever survives is complete, and the retry
+    // succeeds and leaves no temporary file of the killed push behind, root included.
+    let fresh = e.s.path("fresh");
+    let (mut survived, mut with_temps) = (0, 0);
+    for i in 0..60 {
+        let _ = fs::remove_dir_all(&fresh);
+        fs::create_dir(&fresh).unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut c = Command::new(bin("walarchive"))
+            .args([
+                "push",
+                e.src.join(SEG9).to_str().unwrap(),
+                SEG9,
+                "--archive",
+            ])
+            .arg(&fresh)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(seed % 80_000));
+        let _ = c.kill();
+        let _ = c.wait();
+        let mut temps = 0;
+        for f in files_under(&fresh) {
+            let n = f.file_name().unwrap().to_str().unwrap().to_string();
+            if n.starts_with(TEMP_PREFIX) {
+                temps += 1;
+            } else if n == "walarchive.info" {
+                ArchiveInfo::parse(&fs::read(&f).unwrap())
+                    .unwrap_or_else(|err| panic!("iteration {i}: partial info file: {err}"));
+                survived += 1;
+            } else {
+                let st = StoredName::parse(&n).unwrap();
+                decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20)
+                    .unwrap_or_else(|err| panic!("iteration {i}: partial {}: {err}", f.display()));
+            }
+        }
+        with_temps += usize::from(temps > 0);
+        let o = wa(&[
+            "push",
+            e.src.join(SEG9).to_str().unwrap(),
+            SEG9,
+            "--archive",
+            fresh.to_str().unwrap(),
+        ]);
+        ok(&o);
+        let left: Vec<PathBuf> = files_under(&fresh)
+            .into_iter()
+            .filter(|f| {
+                f.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(TEMP_PREFIX)
+            })
+            .collect();
+        assert!(
+            left.is_empty(),
+            "iteration {i}: {temps} temp file(s) after the kill, still there after the retry: {left:?}"
+        );
+        let back = e.s.path("fresh-back");
+        ok(&wa(&[
+            "fetch",
+            SEG9,
+            back.to_str().unwrap(),
+            "--archive",
+            fresh.to_str().unwrap(),
+        ]));
+        assert_eq!(
+            fs::read(&back).unwrap(),
+            fs::read(e.src.join(SEG9)).unwrap()
+        );
+    }
+    eprintln!(
+        "{survived} of 60 killed first pushes had recorded walarchive.info, {with_temps} left temp files"
+    );
+    // The crash state "segment durable, info file not" (filesystems that do not order the
+    // two renames): fetch refuses the archive (255, not "absent"), the retry records the
+    // info from the same segment and confirms the identical copy.
+    fs::remove_file(fresh.join("walarchive.info")).unwrap();
+    let back = e.s.path("fresh-back2");
+    let o = wa(&[
+        "fetch",
+        SEG9,
+        back.to_str().unwrap(),
+        "--archive",
+        fresh.to_str().unwrap(),
+    ]);
+    assert_eq!(status_code(&o), 255, "{}", stderr(&o));
+    ok(&wa(&[
+        "push",
+        e.src.join(SEG9).to_str().unwrap(),
+        SEG9,
+        "--archive",
+        fresh.to_str().unwrap(),
+    ]));
+    assert!(fresh.join("walarchive.info").exists());
+    ok(&wa(&[
+        "fetch",
+        SEG9,
+        back.to_str().unwrap(),
+        "--archive",
+        fresh.to_str().unwrap(),
+    ]));
     // A retry succeeds, leftovers are temp files only, and the result is right.
     ok(&e.push(SEG9));
     let dest = e.s.path("back");
@@ -735,6 +856,60 @@ fn kill_9_never_leaves_a_partial_final_file() {
     );
     let s = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
     assert!(s.status.success(), "{}", stderr(&s));
+}
+
+#[test]
+fn killed_fetch_leaves_no_temp_for_good() {
+    let e = env("killfetch");
+    ok(&e.push(SEG9));
+    let pg_wal = e.s.path("pg_wal");
+    fs::create_dir_all(&pg_wal).unwrap();
+    let dest = pg_wal.join("RECOVERYXLOG");
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D ^ u64::from(std::process::id());
+    let mut with_temps = 0;
+    for i in 0..40 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let _ = fs::remove_file(&dest); // as PostgreSQL does before each call
+        let mut c = Command::new(bin("walarchive"))
+            .args(["fetch", SEG9, dest.to_str().unwrap(), "--archive"])
+            .arg(&e.arch)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(seed % 40_000));
+        let _ = c.kill();
+        let _ = c.wait();
+        let temps = || {
+            fs::read_dir(&pg_wal)
+                .unwrap()
+                .filter(|d| {
+                    d.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_str()
+                        .unwrap()
+                        .starts_with(TEMP_PREFIX)
+                })
+                .count()
+        };
+        with_temps += usize::from(temps() > 0);
+        if dest.exists() {
+            assert_eq!(
+                fs::read(&dest).unwrap(),
+                fs::read(e.src.join(SEG9)).unwrap(),
+                "iteration {i}: partial %p"
+            );
+        }
+        let _ = fs::remove_file(&dest);
+        ok(&e.fetch(SEG9, &dest));
+        assert_eq!(
+            temps(),
+            0,
+            "iteration {i}: a killed fetch's temp file survived the next fetch"
+        );
+    }
+    eprintln!("{with_temps} of 40 killed fetches left a temp file");
 }
 
 #[test]

@@ -7,11 +7,22 @@
 //! `persist_noreplace` never replaces an existing name (`renameat2(RENAME_NOREPLACE)`,
 //! falling back to `link` + `unlink` where the filesystem lacks it). File modes are set with
 //! `fchmod` after creation, so the umask cannot widen or narrow them.
+//!
+//! Leftovers: a writer killed by a signal (or a crash) leaves its temporary file behind.
+//! Every [`TempFile`] holds a shared `flock` on itself for its whole life and carries its
+//! creator's pid as the second-to-last dot-separated field of its name
+//! ([`temp_name`]); [`remove_stale_temp`] removes such a file only when nobody holds that
+//! lock (the kernel drops it when the process dies, even by SIGKILL) AND the pid is dead on
+//! this host (or the file is older than a limit, for writers on other hosts of a shared
+//! filesystem). A live writer therefore never loses its file, except a writer on another
+//! host in the microseconds between its create and its flock — and that writer's rename then
+//! fails, it exits non-zero and is retried: never a wrong or partial final name.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -27,6 +38,8 @@ pub struct TempFile {
     pub file: File,
     path: PathBuf,
     armed: bool,
+    /// Shared flock on the file (through a dup of its descriptor): "a live writer owns it".
+    _owner: Flock<File>,
 }
 
 impl TempFile {
@@ -39,10 +52,21 @@ impl TempFile {
             .create_new(true)
             .mode(mode & 0o777)
             .open(&path)?;
+        let owner = match file
+            .try_clone()
+            .and_then(|d| Flock::lock(d, FlockArg::LockShared).map_err(|(_, e)| e.into()))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        };
         let t = TempFile {
             file,
             path,
             armed: true,
+            _owner: owner,
         };
         t.file
             .set_permissions(Permissions::from_mode(mode & 0o7777))?;
@@ -67,6 +91,21 @@ impl TempFile {
         rename_noreplace(&self.path, &dest)?;
         self.armed = false;
         sync_dir(&dir)
+    }
+
+    /// fsync the data, then give the file its final name in the same directory unless that
+    /// name exists (`AlreadyExists`, nothing changed); the directory is NOT fsynced: the
+    /// caller does that (once for several renames) before it reports success.
+    pub fn publish_noreplace(mut self, final_name: &str) -> io::Result<()> {
+        self.file.sync_all()?;
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        rename_noreplace(&self.path, &dir.join(final_name))?;
+        self.armed = false;
+        Ok(())
     }
 
     /// fsync the data and rename over `dest` (which may be in another directory of the same
@@ -95,6 +134,54 @@ impl Drop for TempFile {
             let _ = fs::remove_file(&self.path);
         }
     }
+}
+
+/// A temporary name `PREFIX<base>.<pid>.<nanoseconds>`: unique per process and moment, and
+/// parseable by [`remove_stale_temp`].
+pub fn temp_name(prefix: &str, base: &str) -> String {
+    format!(
+        "{prefix}{base}.{}.{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// The creator pid recorded in a [`temp_name`].
+fn temp_pid(name: &str) -> Option<i32> {
+    let mut it = name.rsplit('.');
+    it.next()?;
+    it.next()?.parse().ok().filter(|&p| p > 0)
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // EPERM: exists, owned by someone else.
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
+}
+
+/// Remove `dir/name`, a temporary file left by a dead writer: only when no process holds
+/// its owner lock and either its pid (from the name) is dead on this host or it is older
+/// than `max_age`. Returns whether it was removed; any error means "leave it".
+pub fn remove_stale_temp(dir: &Path, name: &str, max_age: Duration) -> bool {
+    let path = dir.join(name);
+    let Ok(f) = File::open(&path) else {
+        return false;
+    };
+    let Ok(locked) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
+        return false; // a live writer holds it
+    };
+    let dead = temp_pid(name).is_some_and(|p| !pid_alive(p));
+    let old = locked
+        .metadata()
+        .and_then(|m| m.modified())
+        .map(|mt| SystemTime::now().duration_since(mt).unwrap_or_default() > max_age)
+        .unwrap_or(false);
+    (dead || old) && fs::remove_file(&path).is_ok()
 }
 
 /// Rename `from` to `to` unless `to` exists (then `AlreadyExists`, nothing changed).
@@ -178,6 +265,42 @@ mod tests {
             assert!(d.join(".t").exists());
         }
         assert!(!d.join(".t").exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn stale_temps_of_dead_writers_only() {
+        let d = scratch("stale");
+        // A live writer (this process) keeps its file, even when old-looking limits are 0.
+        let live = TempFile::create(&d, &temp_name(".t.", "x"), 0o600).unwrap();
+        let live_name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(!remove_stale_temp(&d, &live_name, Duration::ZERO));
+        assert!(live.path().exists());
+        // A file of a dead pid that nobody locks: removed at once.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        let dead = format!(".t.x.{dead_pid}.1");
+        fs::write(d.join(&dead), b"partial").unwrap();
+        assert!(remove_stale_temp(&d, &dead, Duration::from_secs(3600)));
+        assert!(!d.join(&dead).exists());
+        // A live pid (ours) but no lock (another host's writer, say): kept until old.
+        let other = format!(".t.x.{}.2", std::process::id());
+        fs::write(d.join(&other), b"partial").unwrap();
+        assert!(!remove_stale_temp(&d, &other, Duration::from_secs(3600)));
+        assert!(remove_stale_temp(&d, &other, Duration::ZERO));
+        assert_eq!(
+            temp_pid(".walarchive-tmp.000000010000000000000009.123.456"),
+            Some(123)
+        );
+        assert_eq!(temp_pid(".walarchive-tmp.x"), None);
+        drop(live);
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -9,9 +9,13 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A temporary file next to %p older than this is removed even if its pid looks alive.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 use clap::ArgMatches;
-use lampvault::durable::TempFile;
+use lampvault::durable::{self, TempFile};
 use lampvault::wal::page::check_segment;
 use lampvault::wal::store::{decode_stored, INFO_FILE, TEMP_PREFIX};
 use lampvault::wal::{parse_history, WalKind, WalName};
@@ -99,8 +103,17 @@ fn write_dest(dest: &Path, data: &[u8]) -> Result<(), Failure> {
         _ => PathBuf::from("."),
     };
     let base = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp_name = format!("{TEMP_PREFIX}{base}.{}", std::process::id());
-    let _ = fs::remove_file(parent.join(&tmp_name));
+    // Leftovers of fetches into the same %p that were killed (a signal, a crash): removed
+    // once their owner is dead (durable::remove_stale_temp).
+    let mine = format!("{TEMP_PREFIX}{base}.");
+    if let Ok(rd) = fs::read_dir(&parent) {
+        for e in rd.flatten() {
+            if let Some(n) = e.file_name().to_str().filter(|n| n.starts_with(&mine)) {
+                durable::remove_stale_temp(&parent, n, STALE_TEMP);
+            }
+        }
+    }
+    let tmp_name = durable::temp_name(TEMP_PREFIX, base);
     let mut t =
         TempFile::create(&parent, &tmp_name, 0o600).map_err(|e| io_fail(dest.display(), &e))?;
     t.write_all(data).map_err(|e| io_fail(dest.display(), &e))?;

@@ -13,6 +13,10 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+/// A subdirectory created this recently may still be only in memory (its creator may not
+/// have fsynced the root yet): a push into it fsyncs the root too.
+const YOUNG_DIR: Duration = Duration::from_secs(60);
+
 use clap::ArgMatches;
 use lampvault::durable::{self, DirLock, TempFile};
 use lampvault::sys::writeback;
@@ -164,6 +168,27 @@ fn push_ahead_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) {
 }
 
 /// Archive one file: validate, then write durably or accept an identical archived copy.
+///
+/// Durability and crash safety of the order below (spec §1.5; one fsync per directory):
+/// 1. the segment's bytes go to an exclusive temporary file in its directory and are
+///    fsynced; meanwhile, on a first push, another thread writes and fsyncs
+///    `walarchive.info` under a temporary name at the root, and a new subdirectory is
+///    created (no fsync yet);
+/// 2. `walarchive.info` is renamed into place (never replacing one), THEN the segment;
+/// 3. the subdirectory is fsynced (segment entry), THEN the root (subdirectory entry and
+///    info entry) — on ext4/xfs the first fsync's journal commit already carries the root's
+///    changes, so the second has nothing left to write;
+/// 4. only then exit 0.
+///
+/// Every final name is created by a rename of a file whose bytes were fsynced before, so a
+/// crash never leaves a partial file under a final name. A crash before step 4 can leave any
+/// subset of {subdirectory, info, segment} durable; none of them is wrong: PostgreSQL has not
+/// seen exit 0 and pushes again; an info file alone is what a first push records anyway; a
+/// segment without the info (possible on filesystems that do not order the two renames)
+/// makes the retry record the info from the same segment and then confirm the identical
+/// copy (`already_archived`), while fetch meanwhile refuses the archive (exit 255, "not a
+/// walarchive archive") instead of reading it as empty. Temporary files of killed pushes are
+/// removed by later pushes (`durable::remove_stale_temp`: owner lock free and pid dead).
 fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Failure> {
     let wal = *wal;
     let name = wal.to_string();
@@ -188,13 +213,21 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
             path.display()
         )));
     }
-    validate(root, &wal, &head, len, o)?;
+    let new_info = validate(root, &wal, &head, len, o)?;
     let dir = archive::dir_for(root, &wal);
-    ensure_dir(root, &dir, o.dir_mode)?;
+    let created = make_dir(root, &dir, o.dir_mode)?;
 
     let (existing, temps) = archive::entries_for(&dir, &name).ctx(dir.display())?;
     remove_stale_temps(&dir, &temps);
+    if dir != root && (created || new_info.is_some()) {
+        // A killed first push (or history push) may have left one at the root.
+        sweep_root(root);
+    }
     if !existing.is_empty() {
+        if let Some(info) = new_info {
+            // The info file was lost while the segment survived (see above).
+            record_info(root, info, o)?;
+        }
         let mut h = store::ContentHasher::new();
         h.update(&head);
         let mut rest = Vec::new();
@@ -204,51 +237,134 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
     }
 
     let compress = o.compress && wal.has_pages();
-    let tmp_name = format!(
-        "{TEMP_PREFIX}{name}.{}.{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    let mut tmp = TempFile::create(&dir, &tmp_name, o.file_mode)
-        .map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
-    let written = if streamed {
-        stream_content(head, &mut file, len, &mut tmp, compress, o)
-    } else {
-        write_content(&mut tmp, &head, compress, o)
-    };
-    let hash = written.map_err(|e| match e {
-        StreamError::Read(e) => Failure::io(path.display(), &e),
-        StreamError::Write(e) => io_fail(&name, &dir, "writing", &e),
-    })?;
-    tmp.file
-        .sync_all()
-        .map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
-    let stored = StoredName {
-        wal,
-        hash,
-        compressed: compress,
-    };
-
-    // Only one writer at a time may decide that the name is free (two pushes of different
-    // content must not both succeed under different hashes).
-    let lock = DirLock::acquire(&dir).map_err(|e| io_fail(&name, &dir, "locking", &e))?;
-    let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
-    if !existing.is_empty() {
-        drop(tmp);
-        drop(lock);
-        return already_archived(&name, &dir, &existing, &hash);
-    }
-    match tmp.persist_noreplace(&stored.file_name()) {
-        Ok(()) => Ok(0),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            drop(lock);
-            let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
-            already_archived(&name, &dir, &existing, &hash)
+    std::thread::scope(|s| -> Result<u8, Failure> {
+        let info_job = new_info.map(|info| s.spawn(move || write_info_temp(root, info, o)));
+        let mut tmp = TempFile::create(&dir, &durable::temp_name(TEMP_PREFIX, &name), o.file_mode)
+            .map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
+        let written = if streamed {
+            stream_content(head, &mut file, len, &mut tmp, compress, o)
+        } else {
+            write_content(&mut tmp, &head, compress, o)
+        };
+        let hash = written.map_err(|e| match e {
+            StreamError::Read(e) => Failure::io(path.display(), &e),
+            StreamError::Write(e) => io_fail(&name, &dir, "writing", &e),
+        })?;
+        tmp.file
+            .sync_all()
+            .map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
+        let stored = StoredName {
+            wal,
+            hash,
+            compressed: compress,
+        };
+        let mut root_changed = created;
+        if let (Some(job), Some(info)) = (info_job, new_info) {
+            let info_tmp = job.join().expect("info thread")?;
+            root_changed |= publish_info(root, info_tmp, info)?;
         }
-        Err(e) => Err(io_fail(&name, &dir, "renaming into place", &e)),
+
+        // Only one writer at a time may decide that the name is free (two pushes of
+        // different content must not both succeed under different hashes).
+        let lock = DirLock::acquire(&dir).map_err(|e| io_fail(&name, &dir, "locking", &e))?;
+        let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
+        if !existing.is_empty() {
+            drop(tmp);
+            drop(lock);
+            sync_dirs(&dir, root, root_changed)?;
+            return already_archived(&name, &dir, &existing, &hash);
+        }
+        match tmp.publish_noreplace(&stored.file_name()) {
+            Ok(()) => {
+                drop(lock);
+                sync_dirs(&dir, root, root_changed)?;
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                drop(lock);
+                sync_dirs(&dir, root, root_changed)?;
+                let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
+                already_archived(&name, &dir, &existing, &hash)
+            }
+            Err(e) => Err(io_fail(&name, &dir, "renaming into place", &e)),
+        }
+    })
+}
+
+/// fsync `dir` (the new entry in it), then the root when it changed too (new subdirectory
+/// or info file). The root's fsync comes second: see `push_one`.
+fn sync_dirs(dir: &Path, root: &Path, root_changed: bool) -> Result<(), Failure> {
+    durable::sync_dir(dir).ctx(dir.display())?;
+    if root_changed && dir != root {
+        durable::sync_dir(root).ctx(root.display())?;
+    }
+    Ok(())
+}
+
+/// Step 1 of a first push, on its own thread: `walarchive.info` written and fsynced under
+/// a temporary name.
+fn write_info_temp(root: &Path, info: ArchiveInfo, o: &Opts) -> Result<TempFile, Failure> {
+    let what = |e: io::Error| {
+        Failure::io(
+            format_args!(
+                "{}: recording the archive's cluster",
+                root.join(INFO_FILE).display()
+            ),
+            &e,
+        )
+    };
+    let mut t = TempFile::create(
+        root,
+        &durable::temp_name(TEMP_PREFIX, INFO_FILE),
+        o.file_mode,
+    )
+    .map_err(what)?;
+    t.write_all(info.format().as_bytes()).map_err(what)?;
+    t.file.sync_all().map_err(what)?;
+    Ok(t)
+}
+
+/// Step 2 of a first push: rename the info into place. A concurrent first push that won
+/// must have recorded the same cluster. Returns whether this push created the name.
+fn publish_info(root: &Path, t: TempFile, info: ArchiveInfo) -> Result<bool, Failure> {
+    match t.publish_noreplace(INFO_FILE) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => same_info(root, info).map(|()| false),
+        Err(e) => Err(Failure::io(
+            format_args!(
+                "{}: recording the archive's cluster",
+                root.join(INFO_FILE).display()
+            ),
+            &e,
+        )),
+    }
+}
+
+/// The archive's recorded info is `info` (after losing a race to record it).
+fn same_info(root: &Path, info: ArchiveInfo) -> Result<(), Failure> {
+    match archive::read_info(root) {
+        Ok(Some(Ok(other))) if other == info => Ok(()),
+        Ok(Some(Ok(other))) => Err(Failure::failed(format!(
+            "{}: archive was just claimed by system identifier {} (this segment: {})",
+            root.display(),
+            other.system_id,
+            info.system_id
+        ))),
+        _ => Err(Failure::failed(format!(
+            "{}: unreadable",
+            root.join(INFO_FILE).display()
+        ))),
+    }
+}
+
+/// Temporary files of dead pushes at the archive's root.
+fn sweep_root(root: &Path) {
+    if let Ok(rd) = fs::read_dir(root) {
+        let temps: Vec<String> = rd
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect();
+        remove_stale_temps(root, &temps);
     }
 }
 
@@ -262,7 +378,14 @@ fn io_fail(name: &str, dir: &Path, what: &str, e: &io::Error) -> Failure {
 
 /// The checks of spec §5.5 for segments, §4.1 for history files.
 /// `data` is the whole file, or for segments its first block; `len` the file's size.
-fn validate(root: &Path, wal: &WalName, data: &[u8], len: u64, o: &Opts) -> Result<(), Failure> {
+/// Returns the archive info to record when this is the archive's first segment.
+fn validate(
+    root: &Path,
+    wal: &WalName,
+    data: &[u8],
+    len: u64,
+    o: &Opts,
+) -> Result<Option<ArchiveInfo>, Failure> {
     let name = wal.to_string();
     let bad = |cause: String| Failure::failed(format!("{name}: {cause}"));
     match wal.kind {
@@ -317,99 +440,65 @@ fn validate(root: &Path, wal: &WalName, data: &[u8], len: u64, o: &Opts) -> Resu
                         )));
                     }
                 }
-                None => record_info(
-                    root,
-                    ArchiveInfo {
+                None => {
+                    return Ok(Some(ArchiveInfo {
                         system_id: h.sysid,
                         seg_size: h.seg_size,
                         magic: h.magic,
-                    },
-                    o,
-                )?,
+                    }))
+                }
             }
-            Ok(())
+            Ok(None)
         }
         WalKind::History => parse_history(wal.tli, data)
-            .map(|_| ())
+            .map(|_| None)
             .map_err(|e| bad(format!("invalid timeline history: {e}"))),
         WalKind::Backup { .. } => {
             if std::str::from_utf8(data).is_err() || data.is_empty() {
                 return Err(bad("a backup history file must be non-empty text".into()));
             }
-            Ok(())
+            Ok(None)
         }
     }
 }
 
-/// First segment push: record the cluster. A concurrent first push that won must agree.
+/// Record the cluster durably on its own (a retry that finds its segment archived but no
+/// info file). A concurrent push that won must agree.
 fn record_info(root: &Path, info: ArchiveInfo, o: &Opts) -> Result<(), Failure> {
-    // Leftovers of an earlier first push that was killed.
-    if let Ok(rd) = fs::read_dir(root) {
-        let temps: Vec<String> = rd
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
-            .collect();
-        remove_stale_temps(root, &temps);
+    let t = write_info_temp(root, info, o)?;
+    if publish_info(root, t, info)? {
+        durable::sync_dir(root).ctx(root.display())?;
     }
-    let tmp = format!(
-        "{TEMP_PREFIX}{INFO_FILE}.{}.{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    match durable::write_new(root, &tmp, INFO_FILE, info.format().as_bytes(), o.file_mode) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match archive::read_info(root) {
-            Ok(Some(Ok(other))) if other == info => Ok(()),
-            Ok(Some(Ok(other))) => Err(Failure::failed(format!(
-                "{}: archive was just claimed by system identifier {} (this segment: {})",
-                root.display(),
-                other.system_id,
-                info.system_id
-            ))),
-            _ => Err(Failure::failed(format!(
-                "{}: unreadable",
-                root.join(INFO_FILE).display()
-            ))),
-        },
-        Err(e) => Err(Failure::io(
-            format_args!(
-                "{}: recording the archive's cluster",
-                root.join(INFO_FILE).display()
-            ),
-            &e,
-        )),
-    }
+    Ok(())
 }
 
-fn ensure_dir(root: &Path, dir: &Path, mode: u32) -> Result<(), Failure> {
+/// Create the subdirectory if needed (made durable later by `sync_dirs`); returns whether
+/// this push created it.
+fn make_dir(root: &Path, dir: &Path, mode: u32) -> Result<bool, Failure> {
     if dir == root {
-        return Ok(());
+        return Ok(false);
     }
     match fs::create_dir(dir) {
         Ok(()) => {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(dir, fs::Permissions::from_mode(mode)).ctx(dir.display())?;
-            durable::sync_dir(root).ctx(root.display())
+            Ok(true)
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        // Made by another push, which fsyncs the root before its exit 0 — but it may not
+        // have got there yet (or died first): while the directory is young, ours does too.
+        // Older ones were made durable by their creator or, if it died, by the filesystem's
+        // periodic commit (ext4 5 s, xfs 30 s). No birth time known: fsync.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(fs::metadata(dir)
+            .and_then(|m| m.created())
+            .map(|b| SystemTime::now().duration_since(b).unwrap_or_default() < YOUNG_DIR)
+            .unwrap_or(true)),
         Err(e) => Err(Failure::io(dir.display(), &e)),
     }
 }
 
 fn remove_stale_temps(dir: &Path, temps: &[String]) {
-    let now = SystemTime::now();
     for t in temps {
-        let p = dir.join(t);
-        let old = fs::symlink_metadata(&p)
-            .and_then(|m| m.modified())
-            .map(|mt| now.duration_since(mt).unwrap_or_default() > STALE_TEMP)
-            .unwrap_or(false);
-        if old {
-            let _ = fs::remove_file(&p);
-        }
+        durable::remove_stale_temp(dir, t, STALE_TEMP);
     }
 }
 

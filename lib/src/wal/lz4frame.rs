@@ -118,12 +118,14 @@ pub fn frame_header(content_len: u64) -> Vec<u8> {
 pub const END_MARK: [u8; 4] = [0, 0, 0, 0];
 
 /// Compress one block into frame form (size word + data), storing it raw when LZ4 does not
-/// shrink it. `level` 1 = LZ4 fast; 2..=12 = LZ4 HC at that level (below 3 HC means 3).
+/// shrink it. `level` 1 (and 0) = LZ4 fast; a negative level -N = LZ4 fast with
+/// acceleration N (what `lz4 --fast=N` and LZ4F's negative levels mean: faster, larger);
+/// 2..=12 = LZ4 HC at that level (below 3 HC means 3).
 pub fn encode_block(src: &[u8], level: i32) -> Vec<u8> {
     debug_assert!(src.len() <= BLOCK_SIZE);
     let mut out = vec![0u8; 4 + lz4::max_compressed_size(src.len())];
     let n = if level <= 1 {
-        lz4::compress(src, &mut out[4..], 1)
+        lz4::compress(src, &mut out[4..], level.saturating_neg().max(1))
     } else {
         lz4_hc::compress(
             src,
@@ -378,7 +380,7 @@ mod tests {
         for i in 0..(3 * BLOCK_SIZE + 12345) {
             src.push(((i * 7) % 251) as u8 ^ if i % 1000 < 10 { (i / 3) as u8 } else { 0 });
         }
-        for level in [1, 4] {
+        for level in [1, -4, 4] {
             let f = compress_to_vec(&src, level);
             assert!(f.len() < src.len());
             assert_eq!(decode_frame(&f, src.len()).unwrap(), src);
