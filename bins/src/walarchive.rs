@@ -12,6 +12,7 @@ mod admin;
 mod archive;
 mod fetch;
 mod push;
+mod spool;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -97,7 +98,7 @@ pub fn command() -> Command {
                         .value_name("N")
                         .value_parser(value_parser!(u16).range(0..=256))
                         .default_value("0")
-                        .help("Also push up to N following segments marked .ready in pg_wal/archive_status, in parallel (PostgreSQL's next calls then only confirm them)"),
+                        .help("Also push up to N following segments marked .ready in pg_wal/archive_status, in parallel; PostgreSQL's later call for an unchanged one is confirmed from a record in pg_wal/.walarchive-spool (see PUSHING AHEAD)"),
                 )
                 .arg(
                     Arg::new("threads")
@@ -223,6 +224,28 @@ Check any file without walarchive:
 .fi
 .PP
 or restore one by hand with \fBlz4 \-d\fR \fIFILE\fR \fIDEST\fR.
+.PP
+Temporary files of a push, or of a fetch next to \fIPATH\fR, that was killed are removed by a
+later push into the same directory (or fetch to the same \fIPATH\fR) once no process holds
+their lock and their writer's pid is gone (or after an hour).
+.SH "PUSHING AHEAD"
+With \fB\-\-ahead\fR \fIN\fR, push also archives the next \fIN\fR segments that PostgreSQL has
+marked \fB.ready\fR in \fBarchive_status\fR next to \fIPATH\fR, in parallel, each with every
+check and durable step of a normal push. For each one whose source did not change while it was
+read, and whose last change (ctime) lies more than 100 ms before the read, it leaves a record
+in \fBpg_wal/.walarchive\-spool/\fINAME\fR holding the source's device, inode, size, mtime and
+ctime (nanoseconds) and the stored file's name, which carries the BLAKE3 of the bytes read.
+PostgreSQL's own later call for that segment then exits 0 without reading it again only if
+\fBfstat\fR of \fIPATH\fR gives the same five values, the record's checksum is right and the
+stored file exists in this archive (it is fsynced again); otherwise it removes the record
+and takes the full path (read, hash, compare; different content is refused). Why that is
+enough: every write, truncate or rename of a file sets its ctime to the current time and no
+call can set a ctime to a chosen value, so a changed or replaced file shows a different
+ctime or inode. The record is trusted no further than that: a tampered record fails its
+checksum, a record of another file fails the identity.
+.PP
+\fB\-\-level\fR \fB\-\fIN\fR is LZ4's acceleration \fIN\fR (as \fBlz4 \-\-fast=\fIN\fR): faster,
+larger files; the frames are standard either way.
 .SH "EXIT STATUS"
 .TP
 \fBpush\fR

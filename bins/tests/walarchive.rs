@@ -859,6 +859,105 @@ fn kill_9_never_leaves_a_partial_final_file() {
 }
 
 #[test]
+fn ahead_records_confirm_only_an_unchanged_source() {
+    let e = env("aheadrec");
+    let pg_wal = e.s.path("pg_wal");
+    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    for n in [SEG6, SEG9, SEG0A, TL2_0A] {
+        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
+        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
+    }
+    // PostgreSQL's segments are complete long before they are archived; records are only
+    // written for sources whose last change (ctime) is > 100 ms older than the read.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rec = |n: &str| pg_wal.join(".walarchive-spool").join(n);
+    ok(&e.push_from(&pg_wal.join(SEG6), SEG6, &["--ahead", "8"]));
+    assert_eq!(e.stored(SEG9).len(), 1);
+    assert_eq!(e.stored(SEG0A).len(), 1);
+    assert!(
+        rec(SEG9).exists() && rec(SEG0A).exists(),
+        "no ahead records"
+    );
+    assert!(!rec(SEG6).exists());
+    // PostgreSQL's call for an unchanged segment pushed ahead: confirmed, record consumed.
+    assert!(rec(TL2_0A).exists());
+    ok(&e.push_from(&pg_wal.join(TL2_0A), TL2_0A, &["--ahead", "8"]));
+    assert!(!rec(TL2_0A).exists());
+    assert_eq!(e.stored(TL2_0A).len(), 1);
+    // A stray record for a name that is not .ready goes at the next --ahead call.
+    fs::write(rec("000000010000000000000001"), b"junk").unwrap();
+
+    // 09 is modified in place after it was pushed ahead — same size, and its mtime set back:
+    // the ctime differs, so PostgreSQL's call takes the full path and refuses the content.
+    let mtime = fs::metadata(pg_wal.join(SEG9)).unwrap().modified().unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(pg_wal.join(SEG9))
+            .unwrap();
+        f.seek(SeekFrom::Start(300_000)).unwrap();
+        f.write_all(b"X").unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    let o = e.push_from(&pg_wal.join(SEG9), SEG9, &["--ahead", "8"]);
+    assert_eq!(status_code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already archived with different content"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!rec(SEG9).exists(), "a record that failed must be dropped");
+    assert!(
+        !rec("000000010000000000000001").exists(),
+        "stray record kept"
+    );
+    // The same through a rename of another file over %p (a new inode): refused too...
+    let other = pg_wal.join("other");
+    let mut d = fs::read(e.src.join(SEG0A)).unwrap();
+    d[400_000] ^= 1;
+    fs::write(&other, &d).unwrap();
+    let saved = fs::read(pg_wal.join(SEG0A)).unwrap();
+    let rec0a = fs::read(rec(SEG0A)).unwrap();
+    fs::rename(&other, pg_wal.join(SEG0A)).unwrap();
+    let o = e.push_from(&pg_wal.join(SEG0A), SEG0A, &[]);
+    assert_eq!(status_code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("already archived with different content"));
+    // ...and an identical copy under a new inode is confirmed by the full comparison.
+    fs::write(rec(SEG0A), &rec0a).unwrap();
+    fs::write(&other, &saved).unwrap();
+    fs::rename(&other, pg_wal.join(SEG0A)).unwrap();
+    ok(&e.push_from(&pg_wal.join(SEG0A), SEG0A, &[]));
+    assert!(!rec(SEG0A).exists());
+
+    // An unchanged source is confirmed from its record (which is consumed) — but only while
+    // the archive holds the stored file: without it the full path pushes again.
+    fs::remove_file(&e.stored(SEG0A)[0]).unwrap();
+    fs::write(rec(SEG0A), &rec0a).unwrap();
+    ok(&e.push_from(&pg_wal.join(SEG0A), SEG0A, &[]));
+    assert_eq!(e.stored(SEG0A).len(), 1, "not pushed again");
+    assert!(!rec(SEG0A).exists());
+    // A record of another source file (its identity, e.g. copied over from elsewhere) is no
+    // proof either: a tampered record fails its check, a foreign one its identity.
+    let text = String::from_utf8(rec0a.clone()).unwrap();
+    let tampered = text.replacen(&format!(" {SEG0A} "), &format!(" {SEG0A}  "), 1);
+    fs::write(rec(SEG0A), tampered).unwrap();
+    ok(&e.push_from(&pg_wal.join(SEG0A), SEG0A, &[]));
+    assert!(!rec(SEG0A).exists());
+    let dest = e.s.path("back");
+    ok(&e.fetch(SEG0A, &dest));
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG0A)).unwrap()
+    );
+    ok(&e.fetch(SEG9, &dest));
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG9)).unwrap()
+    );
+}
+
+#[test]
 fn killed_fetch_leaves_no_temp_for_good() {
     let e = env("killfetch");
     ok(&e.push(SEG9));

@@ -25,6 +25,7 @@ use lampvault::wal::store::{self, hex, ArchiveInfo, StoredName, INFO_FILE, TEMP_
 use lampvault::wal::{lz4frame, parse_history, WalKind, WalName};
 
 use super::archive::{self, Entry};
+use super::spool::{self, Ident};
 use crate::common::{errno_text, Failure, IoContext};
 
 /// Temporary files older than this are leftovers of a killed push and are removed.
@@ -71,13 +72,18 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
         }
         Err(e) => return Err(Failure::io(format_args!("{}: archive", root.display()), &e)),
     }
+    // A segment pushed ahead by an earlier call: confirmed from its record when that proves
+    // the archive holds exactly %p's content (spool.rs), else the full path below.
+    if wal.kind == WalKind::Segment && spool::confirm(Path::new(path), &wal, root) {
+        return Ok(0);
+    }
     let next = if ahead > 0 && wal.kind == WalKind::Segment {
         ready_after(Path::new(path), &wal, ahead)
     } else {
         Vec::new()
     };
     if next.is_empty() {
-        return push_one(Path::new(path), &wal, root, &o);
+        return push_one(Path::new(path), &wal, root, &o).map(|_| 0);
     }
     push_ahead(Path::new(path), &wal, next, root, o)
 }
@@ -110,6 +116,7 @@ fn ready_after(path: &Path, wal: &WalName, n: usize) -> Vec<(PathBuf, WalName)> 
         .filter(|f| f.len() == 24 && *f > me)
         .collect();
     names.sort();
+    spool::sweep(path, &names, &me);
     names
         .into_iter()
         .filter_map(|f| WalName::parse(&f).ok().map(|w| (dir.join(&f), w)))
@@ -145,7 +152,7 @@ fn push_ahead(
                 push_ahead_one(&p, &w, root, &per);
             });
         }
-        let mine = push_one(path, wal, root, &per);
+        let mine = push_one(path, wal, root, &per).map(|_| 0);
         loop {
             let job = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
             let Some((p, w)) = job else { break };
@@ -156,15 +163,31 @@ fn push_ahead(
 }
 
 /// One segment ahead: skipped when its name is archived already (PostgreSQL's own call will
-/// compare contents), errors ignored (that call reports them).
+/// compare contents), errors ignored (that call reports them). A success whose source was
+/// unchanged during the read leaves a record for PostgreSQL's call (spool.rs).
 fn push_ahead_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) {
     let dir = archive::dir_for(root, wal);
     match archive::entries_for(&dir, &wal.to_string()) {
         Ok((found, _)) if found.is_empty() => {
-            let _ = push_one(path, wal, root, o);
+            if let Ok(Pushed {
+                stored,
+                ident: Some(id),
+            }) = push_one(path, wal, root, o)
+            {
+                spool::write(path, &wal.to_string(), &id, &stored);
+            }
         }
         _ => {}
     }
+}
+
+/// What a successful push archived.
+struct Pushed {
+    /// The stored file that holds the content (written now or found identical).
+    stored: StoredName,
+    /// The source's identity when it did not change while it was read and had settled
+    /// before (spool.rs rules 2 and 3); `None` otherwise.
+    ident: Option<Ident>,
 }
 
 /// Archive one file: validate, then write durably or accept an identical archived copy.
@@ -189,13 +212,20 @@ fn push_ahead_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) {
 /// copy (`already_archived`), while fetch meanwhile refuses the archive (exit 255, "not a
 /// walarchive archive") instead of reading it as empty. Temporary files of killed pushes are
 /// removed by later pushes (`durable::remove_stale_temp`: owner lock free and pid dead).
-fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Failure> {
+fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<Pushed, Failure> {
     let wal = *wal;
     let name = wal.to_string();
     // Segments: read the first block, check the header against the name and the file size,
     // and stream the rest through hashing and compression. Other files: read whole.
     let mut file = fs::File::open(path).ctx(path.display())?;
-    let len = file.metadata().ctx(path.display())?.len();
+    let read_start = SystemTime::now();
+    let md0 = file.metadata().ctx(path.display())?;
+    let len = md0.len();
+    let id0 = Ident::of(&md0);
+    let settled = |file: &fs::File| -> Option<Ident> {
+        let id1 = Ident::of(&file.metadata().ok()?);
+        (id1 == id0 && id0.settled_before(read_start)).then_some(id0)
+    };
     let streamed = wal.has_pages();
     let want = if streamed {
         len.min(lz4frame::BLOCK_SIZE as u64)
@@ -233,11 +263,13 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
         let mut rest = Vec::new();
         file.read_to_end(&mut rest).ctx(path.display())?;
         h.update(&rest);
-        return already_archived(&name, &dir, &existing, &h.finalize());
+        let stored = already_archived(&name, &dir, &existing, &h.finalize())?;
+        let ident = settled(&file);
+        return Ok(Pushed { stored, ident });
     }
 
     let compress = o.compress && wal.has_pages();
-    std::thread::scope(|s| -> Result<u8, Failure> {
+    std::thread::scope(|s| -> Result<Pushed, Failure> {
         let info_job = new_info.map(|info| s.spawn(move || write_info_temp(root, info, o)));
         let mut tmp = TempFile::create(&dir, &durable::temp_name(TEMP_PREFIX, &name), o.file_mode)
             .map_err(|e| io_fail(&name, &dir, "creating a temporary file", &e))?;
@@ -253,6 +285,7 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
         tmp.file
             .sync_all()
             .map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
+        let ident = settled(&file);
         let stored = StoredName {
             wal,
             hash,
@@ -272,19 +305,21 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<u8, Fai
             drop(tmp);
             drop(lock);
             sync_dirs(&dir, root, root_changed)?;
-            return already_archived(&name, &dir, &existing, &hash);
+            let stored = already_archived(&name, &dir, &existing, &hash)?;
+            return Ok(Pushed { stored, ident });
         }
         match tmp.publish_noreplace(&stored.file_name()) {
             Ok(()) => {
                 drop(lock);
                 sync_dirs(&dir, root, root_changed)?;
-                Ok(0)
+                Ok(Pushed { stored, ident })
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 drop(lock);
                 sync_dirs(&dir, root, root_changed)?;
                 let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
-                already_archived(&name, &dir, &existing, &hash)
+                let stored = already_archived(&name, &dir, &existing, &hash)?;
+                Ok(Pushed { stored, ident })
             }
             Err(e) => Err(io_fail(&name, &dir, "renaming into place", &e)),
         }
@@ -671,7 +706,7 @@ fn already_archived(
     dir: &Path,
     existing: &[Entry],
     hash: &[u8; 32],
-) -> Result<u8, Failure> {
+) -> Result<StoredName, Failure> {
     if existing.len() > 1 {
         return Err(Failure::failed(format!(
             "{name}: archived more than once in {} (run walarchive verify)",
@@ -698,5 +733,5 @@ fn already_archived(
     }
     f.sync_all().ctx(e.path.display())?;
     durable::sync_dir(dir).ctx(dir.display())?;
-    Ok(0)
+    Ok(e.stored)
 }
