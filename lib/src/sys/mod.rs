@@ -8,6 +8,7 @@ pub mod btrfs;
 pub mod dm;
 pub mod fdkind;
 pub mod freeze;
+pub mod ioctltrace;
 pub mod localtime;
 pub mod mtio;
 pub mod signals;
