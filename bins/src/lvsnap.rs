@@ -12,6 +12,7 @@
 mod backend;
 mod dmsnap;
 mod hold;
+mod lvmtrace;
 mod ops;
 mod state;
 mod watchdog;
@@ -42,6 +43,7 @@ fn create_args(cmd: Command) -> Command {
         .arg(Arg::new("dest").long("dest").value_name("DIR").value_parser(value_parser!(PathBuf)).help("btrfs, reflink: directory that receives the snapshot NAME (default: ORIGIN's parent; same filesystem)"))
         .arg(Arg::new("freeze").long("freeze").value_name("MOUNTPOINT").value_parser(value_parser!(PathBuf)).help("lvm, dm: the filesystem on ORIGIN mounted here is frozen for the snapshot by device-mapper's suspend (lockfs); refused for btrfs and reflink, whose snapshots hang on a frozen filesystem"))
         .arg(Arg::new("hold").long("hold").value_name("COMMAND").help("Quiesce co-process (sh -c): lvsnap waits for a line READY on its stdout, snapshots, then closes its stdin; its exit status is checked"))
+        .arg(Arg::new("hold_mode").long("hold-mode").value_name("MODE").default_value("auto").value_parser(["auto", "suspend", "whole"]).help("lvm: hold the lock only around LVM's suspend of the origin (suspend: lvcreate runs traced), or around the whole lvcreate (whole); auto: suspend, or whole with a warning when tracing is not permitted"))
         .arg(Arg::new("hold_timeout").long("hold-timeout").value_name("SECONDS").default_value("60").value_parser(value_parser!(u64).range(1..=86400)).help("Give up when the hold command has not printed READY within this time"))
         .arg(Arg::new("mount").long("mount").value_name("DIR").value_parser(value_parser!(PathBuf)).help("Mount the snapshot read-only at DIR (XFS: nouuid; btrfs/reflink: a read-only bind mount)"))
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("Print a JSON report (names, lock-held and frozen times in ms) on stdout"))
@@ -102,11 +104,25 @@ pub fn command() -> Command {
 /// The internal watchdog process (`lvsnap __watchdog`), kept out of `command()` and the man
 /// pages: only lvsnap starts it.
 fn watchdog_command() -> Command {
-    Command::new("lvsnap").subcommand_required(true).subcommand(
-        Command::new("__watchdog")
-            .arg(Arg::new("resume").long("resume").action(ArgAction::Append))
-            .arg(Arg::new("thaw").long("thaw").action(ArgAction::Append)),
-    )
+    Command::new("lvsnap")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("__watchdog")
+                .arg(Arg::new("resume").long("resume").action(ArgAction::Append))
+                .arg(Arg::new("thaw").long("thaw").action(ArgAction::Append)),
+        )
+        .subcommand(
+            Command::new("__trace")
+                .arg(Arg::new("uuid").long("uuid").required(true))
+                .arg(Arg::new("dm_name").long("dm-name").required(true))
+                .arg(
+                    Arg::new("dev")
+                        .long("dev")
+                        .required(true)
+                        .value_parser(value_parser!(u64)),
+                )
+                .arg(Arg::new("command").required(true).num_args(1..).last(true)),
+        )
 }
 
 pub const MAN_TAIL: &str = r#".SH "EXIT STATUS"
@@ -181,7 +197,10 @@ pub fn main() -> ExitCode {
         sigpipe: Sigpipe::Ignore,
         internal_error_code: 1,
     };
-    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new("__watchdog")) {
+    let internal = std::env::args_os().nth(1);
+    if internal.as_deref() == Some(std::ffi::OsStr::new("__watchdog"))
+        || internal.as_deref() == Some(std::ffi::OsStr::new("__trace"))
+    {
         return tool.main(watchdog_command(), run);
     }
     tool.main(command(), run)
@@ -203,6 +222,16 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
                     .unwrap_or_default()
             };
             watchdog::run(&list("resume"), &list("thaw"))
+        }
+        Some(("__trace", a)) => {
+            let s = |k: &str| a.get_one::<String>(k).cloned().unwrap_or_default();
+            let argv: Vec<String> = a.get_many::<String>("command").unwrap().cloned().collect();
+            lvmtrace::tracer_main(
+                &s("uuid"),
+                &s("dm_name"),
+                *a.get_one::<u64>("dev").unwrap(),
+                &argv,
+            )
         }
         _ => Err(Failure::usage("a subcommand is required")),
     }
@@ -295,6 +324,7 @@ struct CreateOpts {
     freeze: Option<PathBuf>,
     hold: Option<String>,
     hold_timeout: Duration,
+    hold_mode: String,
     mount: Option<PathBuf>,
 }
 
@@ -323,6 +353,7 @@ fn create_opts(a: &ArgMatches, name: String) -> Result<CreateOpts, Failure> {
         freeze: a.get_one::<PathBuf>("freeze").cloned(),
         hold: a.get_one::<String>("hold").cloned(),
         hold_timeout: Duration::from_secs(*a.get_one::<u64>("hold_timeout").unwrap()),
+        hold_mode: a.get_one::<String>("hold_mode").unwrap().clone(),
         mount: a.get_one::<PathBuf>("mount").cloned(),
     };
     let k = o.kind.name();
@@ -459,6 +490,48 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
     let mut hold: Option<hold::Hold> = None;
     let r = (|| -> Result<Report, Stop> {
         let mut lock_held = None;
+        // lvm with a hold: the lock only around LVM's suspend of the origin (lvmtrace.rs).
+        let mut traced = None;
+        if let (Kind::Lvm, Some(cmd), false) = (o.kind, &o.hold, o.hold_mode == "whole") {
+            let (args, vg_lv) = ops::lvcreate_args(&o.origin, &rec, o.size, lvm.as_ref())?;
+            let t0 = Instant::now();
+            match lvmtrace::lvcreate_held(&args, &o.origin, cmd, o.hold_timeout, sig, &mut made)? {
+                lvmtrace::Outcome::Done(t) => traced = Some((t, t0.elapsed(), vg_lv)),
+                lvmtrace::Outcome::Unavailable(why) if o.hold_mode == "auto" => eprintln!(
+                    "lvsnap: {}: warning: cannot trace lvcreate ({why}): the lock is held around the whole lvcreate (--hold-mode whole)",
+                    rec.name
+                ),
+                lvmtrace::Outcome::Unavailable(why) => {
+                    return Err(Failure::failed(format!(
+                        "cannot trace lvcreate ({why}): use --hold-mode whole"
+                    ))
+                    .into())
+                }
+            }
+        }
+        if let Some((t, snap_time, vg_lv)) = traced {
+            if rec.extra.as_deref() != Some(vg_lv.as_str()) {
+                rec.extra = Some(vg_lv);
+                rec.save()?;
+            }
+            pause_sig("snapshot", sig)?;
+            ops::after_release(o.kind, &rec);
+            check(sig)?;
+            if let Some(dir) = &o.mount {
+                rec.mount = Some(dir.to_string_lossy().into_owned());
+                rec.save()?;
+                ops::mount(&rec, dir)?;
+                pause_sig("mounted", sig)?;
+            }
+            rec.state = "ready".into();
+            rec.save()?;
+            return Ok(Report {
+                rec: rec.clone(),
+                lock_held: Some(t.lock_held),
+                frozen: o.freeze.as_ref().map(|_| t.suspended),
+                snapshot: snap_time,
+            });
+        }
         if let Some(cmd) = &o.hold {
             let h = hold.insert(hold::Hold::start(cmd)?);
             match h.wait_ready(sig, o.hold_timeout) {

@@ -14,6 +14,7 @@ step() { echo "== [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
 set -- $VMTEST_DISKS
 d1=$1 d2=$2 d3=$3
 LV=lvsnap
+running() { grep -lx "$1" /proc/[0-9]*/comm 2>/dev/null; }
 echo "kernel $(uname -r), dm $(dmsetup version | awk '/Driver/{print $3}')"
 
 step "lvm: VG, XFS LV, a writer running"
@@ -52,6 +53,64 @@ check "nothing listed after exec" test -z "$($LV list)"
 touch /tmp/writer.stop; wait $writer
 check "the writer never saw an error" test ! -s /tmp/writer.err
 
+step "lvm: --hold: the lock is held only around LVM's suspend of the origin (traced lvcreate)"
+# A "database": a writer that updates two files under an flock, and a hold command that
+# takes that flock and logs what the device-mapper tables looked like when it took and
+# released it. Taken before the snapshot (origin still linear, snapshot not active) and
+# released after it (snapshot-origin live and resumed, snapshot active).
+cat > /tmp/hold.sh <<'EOF2'
+#!/bin/bash
+exec 9>/tmp/db.lock
+flock 9
+echo "locked origin=$(dmsetup table vg0-data | awk '{print $3}') snap=$(dmsetup table vg0-$1 2>/dev/null | awk '{print $3}')" >> /tmp/hold.log
+echo READY
+cat >/dev/null
+echo "unlocked origin=$(dmsetup table vg0-data | awk '{print $3}') $(dmsetup info -c --noheadings -o suspended vg0-data) snap=$(dmsetup table vg0-$1 2>/dev/null | awk '{print $3}')" >> /tmp/hold.log
+EOF2
+chmod +x /tmp/hold.sh
+( i=0; while [ ! -f /tmp/w2.stop ]; do i=$((i+1)); flock /tmp/db.lock sh -c "echo $i > /mnt/data/pa; echo $i > /mnt/data/pb"; done ) &
+w2=$!
+sleep 1
+out=$($LV create /dev/vg0/data --name hs --size 64M --hold '/tmp/hold.sh hs' --freeze /mnt/data --json --mount /mnt/snap); rc=$?
+echo "  $out"; sed 's/^/  hold.log: /' /tmp/hold.log
+check "create --hold exit 0" test $rc = 0
+check "lock taken before the snapshot (origin linear, snapshot not active)" test "$(sed -n 1p /tmp/hold.log)" = "locked origin=linear snap="
+check "lock released after it (snapshot-origin resumed, snapshot active)" test "$(sed -n 2p /tmp/hold.log)" = "unlocked origin=snapshot-origin Active snap=snapshot"
+echo "$out" > /tmp/hs.json
+check "lock-held and frozen times reported" grep -Eq '"frozen_ms":[0-9.]+,"lock_held_ms":[0-9.]+' /tmp/hs.json
+check "snapshot consistent with the lock (pa = pb = $(cat /mnt/snap/pa))" bash -c '[ -s /mnt/snap/pa ] && cmp -s /mnt/snap/pa /mnt/snap/pb'
+umount /mnt/snap; $LV remove hs || bad "remove hs"
+touch /tmp/w2.stop; wait $w2
+
+for mode in fails timeout; do
+  : > /tmp/hold.log
+  case $mode in
+    fails) $LV create /dev/vg0/data --name hf --size 16M --hold 'echo no lock >&2; exit 7' 2>/tmp/e; rc=$? ;;
+    timeout) $LV create /dev/vg0/data --name hf --size 16M --hold-timeout 1 --hold 'cat >/dev/null' 2>/tmp/e; rc=$? ;;
+  esac
+  cat /tmp/e
+  check "hold $mode while lvcreate waits at the suspend: exit 1, snapshot removed, origin active" \
+    test $rc = 1 -a -z "$($LV list)" -a -z "$(lvs --noheadings -o lv_name vg0/hf 2>/dev/null)" \
+    -a "$(dmsetup table vg0-data | awk '{print $3}')" = linear -a "$(dmsetup info -c --noheadings -o suspended vg0-data)" = Active
+done
+check "the hold's failure is the message" grep -q "no READY within 1 s" /tmp/e
+
+for at in held suspended; do
+  : > /tmp/hold.log
+  LVSNAP_TEST_PAUSE=$at $LV create /dev/vg0/data --name k$at --size 16M --hold '/tmp/hold.sh k'$at 2>/tmp/pause.err &
+  pid=$!
+  for i in $(seq 1 300); do grep -q "paused at $at" /tmp/pause.err && break; sleep 0.1; done
+  [ $at = suspended ] && check "paused while the origin is suspended" test "$(dmsetup info -c --noheadings -o suspended vg0-data)" = Suspended
+  kill -9 $pid; wait $pid 2>/dev/null
+  for i in $(seq 1 300); do [ -z "$(running lvcreate)" ] && grep -q '^unlocked' /tmp/hold.log && break; sleep 0.1; done
+  cat /tmp/pause.err; sed 's/^/  hold.log: /' /tmp/hold.log
+  check "SIGKILL at $at: lock released" grep -q '^unlocked' /tmp/hold.log
+  check "SIGKILL at $at: lvcreate finished, origin active" test -z "$(running lvcreate)" -a "$(dmsetup info -c --noheadings -o suspended vg0-data)" = Active
+  check "SIGKILL at $at: leftover listed as incomplete" bash -c "$LV list | grep -q '^k$at.lvm.incomplete'"
+  $LV remove k$at || bad "remove k$at"
+  check "SIGKILL at $at: removed" test -z "$(lvs --noheadings -o lv_name vg0/k$at 2>/dev/null)" -a -z "$($LV list)"
+done
+
 step "lvm: bad input"
 $LV create /dev/vg0/data --name s0 --size 64M --freeze /mnt 2>/tmp/e; rc=$?
 check "--freeze on another filesystem refused" test $rc = 1 -a "$(cat /tmp/e)" = "lvsnap: /mnt: not a filesystem on /dev/vg0/data"
@@ -62,8 +121,10 @@ check "size too small: usage error" test $rc = 2
 $LV create /dev/vg0/data --name s0 --size 150% 2>/tmp/e; rc=$?; cat /tmp/e
 check "size over 100%: usage error" test $rc = 2
 lvcreate -q -y -l 100%FREE -n filler vg0 >/dev/null
-$LV create /dev/vg0/data --name s0 --size 64M 2>/tmp/e; rc=$?; cat /tmp/e
+: > /tmp/hold.log
+$LV create /dev/vg0/data --name s0 --size 64M --hold '/tmp/hold.sh s0' 2>/tmp/e; rc=$?; cat /tmp/e
 check "size too big for the VG: clear error, nothing left" test $rc = 1 -a -z "$($LV list)" -a -z "$(lvs --noheadings -o lv_name vg0/s0 2>/dev/null)"
+check "lvcreate failed before its suspend: the lock was never taken" test ! -s /tmp/hold.log
 lvremove -q -y vg0/filler
 $LV create /dev/vg0/data --name data --size 8M 2>/tmp/e; rc=$?; cat /tmp/e
 check "name clash with an existing LV refused" test $rc = 1 -a -z "$($LV list)"
@@ -111,6 +172,20 @@ mount -o nouuid /dev/vg0/data /mnt/data || mount /dev/vg0/data /mnt/data
 check "origin content is the snapshot's again" test "$(cat /mnt/data/rb.txt)" = before -a ! -e /mnt/data/rb-new.txt
 check "rb merged away (no LV, no record)" test -z "$(lvs --noheadings -o lv_name vg0/rb 2>/dev/null)" -a -z "$($LV list)"
 umount /mnt/data
+
+step "lvm: tracing forbidden (Yama ptrace_scope 3) -> --hold-mode whole with a warning"
+if [ -w /proc/sys/kernel/yama/ptrace_scope ]; then
+  echo 3 > /proc/sys/kernel/yama/ptrace_scope
+  : > /tmp/hold.log
+  out=$($LV create /dev/vg0/data --name fb --size 16M --hold '/tmp/hold.sh fb' --json 2>/tmp/e); rc=$?; cat /tmp/e
+  check "auto falls back to whole, with a warning" bash -c "test $rc = 0 && grep -q 'warning: cannot trace lvcreate' /tmp/e && echo '$out' | grep -q lock_held_ms"
+  check "whole: the lock spans lvcreate (snapshot already active at release)" grep -q 'unlocked origin=snapshot-origin Active snap=snapshot' /tmp/hold.log
+  $LV remove fb || bad "remove fb"
+  $LV create /dev/vg0/data --name fb --size 16M --hold '/tmp/hold.sh fb' --hold-mode suspend 2>/tmp/e; rc=$?; cat /tmp/e
+  check "--hold-mode suspend without tracing: exit 1, nothing left" test $rc = 1 -a -z "$($LV list)" -a -z "$(lvs --noheadings -o lv_name vg0/fb 2>/dev/null)"
+else
+  bad "no /proc/sys/kernel/yama/ptrace_scope in this kernel"
+fi
 
 step "dm: raw snapshot of a dm-linear origin with our ioctls"
 dmsetup create base --table "0 1048576 linear $d2 0" || exit 20

@@ -54,35 +54,49 @@ pub fn make(
             }
         }
         Kind::Lvm => {
-            // Resolved by the caller before the lock is taken: `lvs` costs as much as a
-            // good part of lvcreate itself.
-            let (vg, lv) = match lvm {
-                Some((vg, lv)) => (vg.clone(), lv.clone()),
-                None => backend::lvm_names(origin)?,
-            };
-            let size_arg = match size {
-                Some(Size::Bytes(b)) => vec!["-L".to_string(), format!("{b}b")],
-                Some(Size::Percent(p)) => vec!["-l".to_string(), format!("{p}%ORIGIN")],
-                None => {
-                    return Err(Failure::usage(
-                        "lvm: --size is required (e.g. --size 50M or --size 15%)",
-                    ))
-                }
-            };
-            let origin_lv = format!("{vg}/{lv}");
-            // `--monitor n`: registering with dmeventd is slow and happens inside the
-            // lock window; `after_release` registers the snapshot afterwards.
-            let mut args: Vec<&str> = vec!["-q", "-y", "--monitor", "n", "-s", "-n", &rec.name];
-            args.extend(size_arg.iter().map(String::as_str));
-            args.push(&origin_lv);
+            let (args, vg_lv) = lvcreate_args(origin, rec, size, lvm)?;
             // LVM suspends the origin with lockfs inside lvcreate: that is the freeze, and
             // lvcreate's duration is an upper bound of it.
             let t0 = Instant::now();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             backend::run_tool("lvcreate", &args)?;
-            Ok((Some(format!("{vg}/{}", rec.name)), Some(t0.elapsed())))
+            Ok((Some(vg_lv), Some(t0.elapsed())))
         }
         Kind::Dm => super::dmsnap::make_with(origin, rec, frozen).map(|(e, d)| (e, Some(d))),
     }
+}
+
+/// `lvcreate` arguments for an lvm snapshot of `origin`, and the `VG/NAME` it makes.
+pub fn lvcreate_args(
+    origin: &Path,
+    rec: &Record,
+    size: Option<Size>,
+    lvm: Option<&(String, String)>,
+) -> Result<(Vec<String>, String), Failure> {
+    // Resolved by the caller before the lock is taken: `lvs` costs as much as a good part
+    // of lvcreate itself.
+    let (vg, lv) = match lvm {
+        Some((vg, lv)) => (vg.clone(), lv.clone()),
+        None => backend::lvm_names(origin)?,
+    };
+    let size_arg = match size {
+        Some(Size::Bytes(b)) => vec!["-L".to_string(), format!("{b}b")],
+        Some(Size::Percent(p)) => vec!["-l".to_string(), format!("{p}%ORIGIN")],
+        None => {
+            return Err(Failure::usage(
+                "lvm: --size is required (e.g. --size 50M or --size 15%)",
+            ))
+        }
+    };
+    // `--monitor n`: registering with dmeventd is slow and would happen inside the lock
+    // window; `after_release` registers the snapshot afterwards.
+    let mut args: Vec<String> = ["-q", "-y", "--monitor", "n", "-s", "-n", &rec.name]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(size_arg);
+    args.push(format!("{vg}/{lv}"));
+    Ok((args, format!("{vg}/{}", rec.name)))
 }
 
 /// Remove the snapshot (tolerates one that is already gone).

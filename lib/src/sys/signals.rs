@@ -20,6 +20,21 @@ pub fn sigpipe_ignore() -> nix::Result<()> {
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }.map(drop)
 }
 
+/// Ignore SIGINT, SIGTERM and SIGHUP: for a helper process that its parent drives over a
+/// pipe and that must outlive it (lvsnap's lvcreate tracer).
+pub fn ignore_term_signals() -> nix::Result<()> {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: SIG_IGN installs no handler; see `sigpipe_default`.
+        unsafe { signal(s, SigHandler::SigIgn) }?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
