@@ -156,9 +156,17 @@ follow it.
 .B lvm
 ORIGIN is an LVM logical volume: \fBlvcreate \-s\fR, \fBlvremove\fR, \fBlvextend\fR, \fBlvconvert \-\-merge\fR
 (rollback: unmount the origin first, or the merge waits for its next activation).
-The frozen time reported is lvcreate's whole run, an upper bound of LVM's suspend.
 LVM suspends the origin with lockfs, which freezes the filesystem; lvsnap never freezes it beforehand (that makes
 lvcreate fail on Linux before 6.8).
+With \fB\-\-hold\fR, lvcreate runs under a tracer that stops it only at its device-mapper suspend and resume
+ioctls (a seccomp filter returning SECCOMP_RET_TRACE, and ptrace): the hold command is started when lvcreate is
+about to suspend the origin and released as soon as the origin's resume has returned, so the lock spans LVM's
+suspend only, not its scanning and copy-on-write setup (\fB\-\-hold\-mode suspend\fR); the frozen time reported is
+then that suspend window. A hold command that fails or times out there lets lvcreate finish, and the snapshot is
+removed. If lvsnap dies, the tracer (a separate process) lets lvcreate finish and the snapshot is listed as
+incomplete. Where ptrace or seccomp is not permitted (containers), \fB\-\-hold\-mode auto\fR falls back to
+\fBwhole\fR with a warning: the lock is held around the whole lvcreate, and the frozen time reported is lvcreate's
+whole run, an upper bound of LVM's suspend.
 .TP
 .B dm
 ORIGIN is a device-mapper device that is not an LV; \fB\-\-cow\fR names the exception device. lvsnap loads the
