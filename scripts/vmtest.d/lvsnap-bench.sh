@@ -44,6 +44,6 @@ touch /tmp/probe.stop; wait $probe
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
 h=$(printf '%s\n' "${held[@]}" | median); b=$(printf '%s\n' "${base[@]}" | median)
 awk -v o="$o" -v p="$p" -v n="$N" 'BEGIN {printf "lvsnap lvm writes blocked (MariaDB probe, median of %d, VM): ours %.1f ms, peer mylvmbackup %.1f ms, ratio %.2f (goal <= 0.5)\n", n, o, p, o/p}'
-echo "lvsnap lvm lock held as lvsnap reports it: median ${h} ms; probe gap with no snapshot: ${b} ms"
+awk -v h="$h" -v p="$p" -v b="$b" 'BEGIN {printf "lvsnap lvm lock held (lvsnap --hold-mode suspend, as reported) %.1f ms vs mylvmbackup writes blocked %.1f ms: ratio %.2f; probe gap with no snapshot (noise floor): %.1f ms\n", h, p, h/p, b}'
 "$SB" stop "$MARIADB_SANDBOX" >/dev/null 2>&1 || true
 umount /mnt/db
