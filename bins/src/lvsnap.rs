@@ -40,6 +40,7 @@ fn create_args(cmd: Command) -> Command {
         .arg(Arg::new("backend").long("backend").value_name("BACKEND").default_value("auto").value_parser(["auto", "lvm", "dm", "btrfs", "reflink"]).help("How to snapshot (auto: from what ORIGIN is)"))
         .arg(Arg::new("size").long("size").short('L').value_name("SIZE").value_parser(backend::parse_size).help("COW size for lvm: bytes (50M, 1G) or percent of the origin (15%)"))
         .arg(Arg::new("cow").long("cow").value_name("DEVICE").value_parser(value_parser!(PathBuf)).help("dm: block device that holds the snapshot's exceptions (its first 4 KiB are zeroed)"))
+        .arg(Arg::new("cow_spare").long("cow-spare").value_name("DEVICE").action(ArgAction::Append).value_parser(value_parser!(PathBuf)).help("dm: spare block device (repeatable) that watch may append to the COW when it fills (the COW is then wrapped in a dm-linear NAME-cow device)"))
         .arg(Arg::new("dest").long("dest").value_name("DIR").value_parser(value_parser!(PathBuf)).help("btrfs, reflink: directory that receives the snapshot NAME (default: ORIGIN's parent; same filesystem)"))
         .arg(Arg::new("freeze").long("freeze").value_name("MOUNTPOINT").value_parser(value_parser!(PathBuf)).help("lvm, dm: the filesystem on ORIGIN mounted here is frozen for the snapshot by device-mapper's suspend (lockfs); refused for btrfs and reflink, whose snapshots hang on a frozen filesystem"))
         .arg(Arg::new("hold").long("hold").value_name("COMMAND").help("Quiesce co-process (sh -c): lvsnap waits for a line READY on its stdout, snapshots, then closes its stdin; its exit status is checked"))
@@ -82,7 +83,7 @@ pub fn command() -> Command {
         )
         .subcommand(
             Command::new("watch")
-                .about("Extend an lvm snapshot before it fills; exit 3 loudly when a snapshot became invalid")
+                .about("Extend an lvm snapshot (or a dm one made with --cow-spare) before it fills; exit 3 loudly when a snapshot became invalid")
                 .arg(Arg::new("name").value_name("NAME").required(true))
                 .arg(Arg::new("extend_at").long("extend-at").value_name("PERCENT").default_value("70%").value_parser(|s: &str| backend::parse_percent(s, 99)).help("Fill level that triggers an extension"))
                 .arg(Arg::new("extend_by").long("extend-by").value_name("PERCENT").default_value("20%").value_parser(|s: &str| backend::parse_percent(s, 1000)).help("Growth, in percent of the current size"))
@@ -171,8 +172,10 @@ whole run, an upper bound of LVM's suspend.
 .B dm
 ORIGIN is a device-mapper device that is not an LV; \fB\-\-cow\fR names the exception device. lvsnap loads the
 snapshot-origin and snapshot tables itself and suspends with lockfs; a watchdog process resumes the origin if
-lvsnap dies while it is suspended. One snapshot per origin; \fBwatch\fR cannot grow the COW device (it fails
-loudly instead); \fBrollback\fR loads the snapshot-merge target and waits for the merge (origin unmounted).
+lvsnap dies while it is suspended. One snapshot per origin. With \fB\-\-cow\-spare\fR DEVICE (repeatable) the COW
+is wrapped in a dm-linear device NAME\-cow and \fBwatch\fR grows it by appending a segment of a spare (reload of
+NAME\-cow; the persistent exception store sees the new size at once); without spares, or when they are used up,
+\fBwatch\fR fails loudly instead; \fBrollback\fR loads the snapshot-merge target and waits for the merge (origin unmounted).
 .TP
 .B btrfs
 ORIGIN is a subvolume: a read-only snapshot, atomic for the whole subvolume. \fB\-\-freeze\fR is refused (a
@@ -328,6 +331,7 @@ struct CreateOpts {
     kind: Kind,
     size: Option<Size>,
     cow: Option<PathBuf>,
+    cow_spares: Vec<PathBuf>,
     dest: Option<PathBuf>,
     freeze: Option<PathBuf>,
     hold: Option<String>,
@@ -357,6 +361,10 @@ fn create_opts(a: &ArgMatches, name: String) -> Result<CreateOpts, Failure> {
         kind,
         size: a.get_one::<Size>("size").copied(),
         cow: a.get_one::<PathBuf>("cow").cloned(),
+        cow_spares: a
+            .get_many::<PathBuf>("cow_spare")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
         dest: a.get_one::<PathBuf>("dest").cloned(),
         freeze: a.get_one::<PathBuf>("freeze").cloned(),
         hold: a.get_one::<String>("hold").cloned(),
@@ -381,6 +389,33 @@ fn create_opts(a: &ArgMatches, name: String) -> Result<CreateOpts, Failure> {
         } else {
             format!("--cow applies to the dm backend only, not {k}")
         }));
+    }
+    if !o.cow_spares.is_empty() && o.kind != Kind::Dm {
+        return Err(Failure::usage(format!(
+            "--cow-spare applies to the dm backend only, not {k}"
+        )));
+    }
+    for sp in &o.cow_spares {
+        let d = backend::block_devno(sp);
+        if d.is_none() {
+            return Err(Failure::failed(format!(
+                "{}: not a block device",
+                sp.display()
+            )));
+        }
+        if d == backend::block_devno(&o.origin)
+            || o.cow.as_deref().and_then(backend::block_devno) == d
+            || o.cow_spares
+                .iter()
+                .filter(|x| backend::block_devno(x) == d)
+                .count()
+                > 1
+        {
+            return Err(Failure::usage(format!(
+                "{}: a spare must be a device of its own (not the origin, the COW or another spare)",
+                sp.display()
+            )));
+        }
     }
     if o.dest.is_some() && o.kind.is_block() {
         return Err(Failure::usage(format!(
@@ -461,7 +496,11 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         }
         Kind::Dm => {
             let ctl = lampvault::dm::Control::open().map_err(|e| Failure::failed(e.to_string()))?;
-            for n in [o.name.clone(), format!("{}-real", o.name)] {
+            for n in [
+                o.name.clone(),
+                format!("{}-real", o.name),
+                format!("{}-cow", o.name),
+            ] {
                 if ctl
                     .info(&n)
                     .map_err(|e| Failure::failed(e.to_string()))?
@@ -490,6 +529,11 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
             (None, Some(c)) => Some(c.to_string_lossy().into_owned()),
             (None, None) => None,
         },
+        spares: o
+            .cow_spares
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
         created: now(),
         pid: std::process::id(),
     };
@@ -862,11 +906,30 @@ fn cmd_watch(a: &ArgMatches, sig: &mut TermSignals) -> Result<u8, Stop> {
                 (Kind::Lvm, Some(vg_lv), Some(size)) => {
                     let grow = (size * by / 100).max(1 << 20);
                     backend::run_tool("lvextend", &["-q", "-L", &format!("+{grow}b"), vg_lv])?;
-                    eprintln!("lvsnap: {name}: {:.1}% full, extended by {} MiB", st.percent.unwrap_or(0.0), grow >> 20);
+                    eprintln!(
+                        "lvsnap: {name}: {:.1}% full, extended by {} MiB",
+                        st.percent.unwrap_or(0.0),
+                        grow >> 20
+                    );
+                }
+                (Kind::Dm, _, Some(size)) => {
+                    let grow = (size * by / 100).max(1 << 20);
+                    let added = dmsnap::extend(&rec, grow).map_err(|e| {
+                        Failure::failed(format!(
+                            "{name}: {:.1}% full and {}",
+                            st.percent.unwrap_or(0.0),
+                            e.msg
+                        ))
+                    })?;
+                    eprintln!(
+                        "lvsnap: {name}: {:.1}% full, extended by {} MiB",
+                        st.percent.unwrap_or(0.0),
+                        added >> 20
+                    );
                 }
                 _ => {
                     return Err(Failure::failed(format!(
-                        "{name}: {:.1}% full and a dm snapshot cannot grow its COW device: remove it or give it a bigger --cow",
+                        "{name}: {:.1}% full and its size is unknown: cannot extend it",
                         st.percent.unwrap_or(0.0)
                     ))
                     .into())

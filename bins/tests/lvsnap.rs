@@ -225,6 +225,8 @@ fn btrfs_refusals_change_nothing() {
         (&["--name", "-bad"], 2, ""),
         (&["--name", "a/b"], 2, "lvsnap: invalid snapshot name 'a/b': use 1-64 of A-Z a-z 0-9 . _ + - (not starting with - or .)\n"),
         (&["--name", "x", "--cow", "/dev/null"], 2, "lvsnap: --cow applies to the dm backend only, not btrfs\n"),
+        (&["--name", "x", "--cow-spare", "/dev/null"], 2, "lvsnap: --cow-spare applies to the dm backend only, not btrfs\n"),
+        (&["--name", "x", "--hold", "echo READY; cat", "--hold-mode", "sometimes"], 2, ""),
     ];
     for (args, code, err) in cases {
         let mut a = vec!["create", s(&fs.p("data"))];

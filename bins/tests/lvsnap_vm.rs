@@ -8,7 +8,8 @@
 //! suspended leave nothing hung, lvcreate failing first never takes the lock, and with
 //! ptrace forbidden (Yama) `--hold-mode auto` falls back to `whole`; `watch` extends,
 //! overflow -> Invalid, the raw dm backend through our ioctls, and SIGKILL while suspended
-//! -> the watchdog resumes the origin.
+//! -> the watchdog resumes the origin; `--cow-spare`: `watch` grows a dm snapshot's COW
+//! (NAME-cow reloaded with a segment of the spare) until the spare is used up.
 //! The kernel package is pinned (override with VMTEST_KERNEL_PKG) so CI does not drift.
 
 mod util;

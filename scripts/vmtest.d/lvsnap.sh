@@ -245,6 +245,34 @@ $LV remove dk || bad "remove leftover dk"
 dmsetup ls; $LV list
 check "all clean after remove" test -z "$(dmsetup ls | grep -E '^dk')" -a -z "$($LV list)"
 check "origin back to linear after leftover removal" bash -c "dmsetup table base | grep -q ' linear '"
+step "dm: watch grows the COW from a --cow-spare device (dm-linear NAME-cow reloaded)"
+# Two slices of disk 3: an 8 MiB COW and a 32 MiB spare.
+dmsetup create cowa --table "0 16384 linear $d3 0" && dmsetup create cowb --table "0 65536 linear $d3 16384" || bad "cow slices"
+echo v4 > /mnt/b/file; sync
+$LV create /dev/mapper/base --name dg --cow /dev/mapper/cowb --cow-spare /dev/mapper/cowb 2>/tmp/e; rc=$?; cat /tmp/e
+check "spare = COW refused (usage)" test $rc = 2
+$LV create /dev/mapper/base --name dg --cow /dev/mapper/cowa --cow-spare /dev/mapper/cowb || bad "create dg"
+dmsetup table dg-cow | sed 's/^/  dg-cow: /'
+$LV watch dg --extend-at 50% --extend-by 100% --interval 0.3 2>/tmp/watch.err &
+watch=$!
+for i in $(seq 1 12); do dd if=/dev/urandom of=/mnt/b/g$i bs=1M count=1 conv=fsync status=none; sleep 0.3; done
+for i in $(seq 1 40); do [ "$(dmsetup table dg-cow | wc -l)" -ge 2 ] && ! grep -q 'Invalid' <(dmsetup status dg) && [ "$($LV status dg --json | sed -n 's/.*"size":\([0-9]*\).*/\1/p')" -gt 8388608 ] && break; sleep 0.3; done
+kill -TERM $watch; wait $watch; wrc=$?
+cat /tmp/watch.err; dmsetup table dg-cow | sed 's/^/  dg-cow: /'; $LV status dg --json
+check "watch appended a segment of the spare to dg-cow" bash -c "dmsetup table dg-cow | grep -q ' linear $(dmsetup info -c --noheadings -o major,minor --separator : cowb) 0$'"
+check "the snapshot sees the bigger COW (status size > 8 MiB) and is valid" bash -c "$LV status dg --json | grep -q '\"state\":\"active\"' && test \$($LV status dg --json | sed -n 's/.*\"size\":\([0-9]*\).*/\1/p') -gt 8388608"
+check "watch said so and died by SIGTERM" bash -c "grep -q 'extended by' /tmp/watch.err && test $wrc = 143"
+mount -o ro /dev/mapper/dg /mnt/s || bad "mount dg"
+check "snapshot content intact after growing (v4, no g1)" test "$(cat /mnt/s/file)" = v4 -a ! -e /mnt/s/g1
+umount /mnt/s
+$LV watch dg --once --extend-at 1% --extend-by 1000% 2>/tmp/e; rc=$?; cat /tmp/e
+check "watch takes the rest of the spare" test $rc = 0
+$LV watch dg --once --extend-at 1% --extend-by 1000% 2>/tmp/e; rc=$?; cat /tmp/e
+check "spare used up: watch fails loudly (exit 1)" bash -c "test $rc = 1 && grep -q 'used up' /tmp/e"
+check "dg-cow = COW + the whole spare (40 MiB)" test "$(dmsetup table dg-cow | awk '{s+=$2} END {print s}')" = 81920
+$LV remove dg || bad "remove dg"
+check "dg, dg-real, dg-cow gone; origin linear" test -z "$(dmsetup ls | grep -E '^dg')" -a -n "$(dmsetup table base | grep ' linear ')"
+dmsetup remove cowa; dmsetup remove cowb
 umount /mnt/b; dmsetup remove base
 
 echo "lvsnap vm: $([ $fail = 0 ] && echo all checks passed || echo SOME CHECKS FAILED)"

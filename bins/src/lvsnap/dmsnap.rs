@@ -9,6 +9,12 @@
 //! A watchdog process started before the suspend resumes the origin if lvsnap dies while
 //! it is suspended (a suspended device queues *all* I/O: worse than a freeze).
 //! Removal is the reverse and also cleans up any partial state.
+//!
+//! Growing (`--cow-spare`, EVMS/LVM-style autoextend): the COW is then wrapped in a dm-linear
+//! device `NAME-cow` (as LVM's `-cow` layer), and [`extend`] appends a segment of a spare
+//! device to its table (reload: suspend and resume `NAME-cow` only, under the watchdog).
+//! dm-snapshot's persistent store reads the COW device's size whenever it allocates a chunk
+//! (`persistent_prepare_exception`), so the new space is used at once; the status total grows.
 
 use std::io::Write;
 use std::path::Path;
@@ -28,6 +34,20 @@ fn f(e: dm::DmError) -> Failure {
 
 fn real_name(name: &str) -> String {
     format!("{name}-real")
+}
+
+fn cow_name(name: &str) -> String {
+    format!("{name}-cow")
+}
+
+/// Size of a block device in 512-byte sectors.
+fn sectors_of(dev: &Path) -> Result<u64, Failure> {
+    use std::io::{Seek, SeekFrom};
+    let mut fh = std::fs::File::open(dev).map_err(|e| Failure::io(dev.display(), &e))?;
+    let size = fh
+        .seek(SeekFrom::End(0))
+        .map_err(|e| Failure::io(dev.display(), &e))?;
+    Ok(size / 512)
 }
 
 fn origin_name(origin: &str) -> Result<String, Failure> {
@@ -113,8 +133,26 @@ pub fn make_with(
         return Err(Failure::failed(format!("{origin_s}: is suspended")));
     }
     let sectors: u64 = otable.iter().map(|t| t.length).sum();
-    zero_first_chunk(Path::new(&cow))?;
-    let r = build(&ctl, &oname, &otable, sectors, rec, cow_dev, skip_lockfs);
+    let cow_bytes = zero_first_chunk(Path::new(&cow))?;
+    let r = (|| {
+        // With spares, the snapshot's COW is a dm-linear NAME-cow over the COW device, so
+        // `watch` can append to it later.
+        let cow_dev = if rec.spares.is_empty() {
+            format!("{}:{}", cow_dev.0, cow_dev.1)
+        } else {
+            let cname = cow_name(&rec.name);
+            ctl.create(&cname, "").map_err(f)?;
+            let t = Target::new(
+                0,
+                cow_bytes / 512,
+                "linear",
+                format!("{}:{} 0", cow_dev.0, cow_dev.1),
+            );
+            ctl.load(&cname, &[t], false).map_err(f)?;
+            ctl.resume(&cname).map_err(f)?.devno()
+        };
+        build(&ctl, &oname, &otable, sectors, rec, &cow_dev, skip_lockfs)
+    })();
     match r {
         Ok(d) => Ok((Some(cow), d)),
         Err(e) => {
@@ -130,7 +168,7 @@ fn build(
     otable: &[Target],
     sectors: u64,
     rec: &Record,
-    cow: (u32, u32),
+    cow: &str,
     skip_lockfs: bool,
 ) -> Result<Duration, Failure> {
     let real = real_name(&rec.name);
@@ -140,12 +178,7 @@ fn build(
     ctl.create(&rec.name, "").map_err(f)?;
     ctl.load(
         &rec.name,
-        &dm::snapshot_table(
-            sectors,
-            &rinfo.devno(),
-            &format!("{}:{}", cow.0, cow.1),
-            CHUNK_SECTORS,
-        ),
+        &dm::snapshot_table(sectors, &rinfo.devno(), cow, CHUNK_SECTORS),
         false,
     )
     .map_err(f)?;
@@ -205,7 +238,69 @@ pub fn remove(rec: &Record) -> Result<(), Failure> {
     if ctl.info(&real).map_err(f)?.is_some() {
         ctl.remove(&real).map_err(f)?;
     }
+    if ctl.info(&cow_name(&rec.name)).map_err(f)?.is_some() {
+        ctl.remove(&cow_name(&rec.name)).map_err(f)?;
+    }
     Ok(())
+}
+
+/// Grow the COW of a snapshot made with spares by about `bytes` (whole chunks), taking the
+/// space from the spares in order. Returns the bytes added.
+pub fn extend(rec: &Record, bytes: u64) -> Result<u64, Failure> {
+    let ctl = Control::open().map_err(f)?;
+    let cname = cow_name(&rec.name);
+    if rec.spares.is_empty() || ctl.info(&cname).map_err(f)?.is_none() {
+        return Err(Failure::failed(
+            "a dm snapshot made without --cow-spare cannot grow its COW device: remove it, or create it with --cow-spare DEVICE",
+        ));
+    }
+    let (_, mut table) = ctl.table(&cname).map_err(f)?;
+    let mut end: u64 = table.iter().map(|t| t.length).sum();
+    let chunk = CHUNK_SECTORS as u64;
+    let mut want = (bytes / 512).div_ceil(chunk) * chunk;
+    let mut added = 0;
+    for sp in &rec.spares {
+        if want == 0 {
+            break;
+        }
+        let p = Path::new(sp);
+        let (ma, mi) = super::backend::block_devno(p).ok_or_else(|| {
+            Failure::failed(format!("{sp}: spare is not a block device any more"))
+        })?;
+        let devno = format!("{ma}:{mi}");
+        // Segments on a spare are appended in order from its start: its used part is the
+        // sum of their lengths.
+        let used: u64 = table
+            .iter()
+            .filter(|t| t.kind == "linear" && t.params.split(' ').next() == Some(devno.as_str()))
+            .map(|t| t.length)
+            .sum();
+        let free = (sectors_of(p)?.saturating_sub(used) / chunk) * chunk;
+        let take = free.min(want);
+        if take == 0 {
+            continue;
+        }
+        table.push(Target::new(end, take, "linear", format!("{devno} {used}")));
+        end += take;
+        want -= take;
+        added += take;
+    }
+    if added == 0 {
+        return Err(Failure::failed(format!(
+            "the spare devices ({}) are used up: the snapshot cannot grow",
+            rec.spares.join(", ")
+        )));
+    }
+    ctl.load(&cname, &table, false).map_err(f)?;
+    // Snapshot and origin writes wait while NAME-cow is suspended: the watchdog resumes it
+    // (with its old table) if lvsnap dies in between.
+    let mut dog = super::watchdog::Watchdog::start(std::slice::from_ref(&cname), &[])?;
+    let s = ctl.suspend(&cname, Suspend::default());
+    let r = ctl.resume(&cname);
+    dog.disarm();
+    s.map_err(f)?;
+    r.map_err(f)?;
+    Ok(added * 512)
 }
 
 pub fn status(rec: &Record) -> Result<Status, Failure> {
@@ -304,5 +399,8 @@ pub fn rollback(rec: &Record) -> Result<(), Failure> {
     s.map_err(f)?;
     r.map_err(f)?;
     ctl.remove(&real).map_err(f)?;
+    if ctl.info(&cow_name(&rec.name)).map_err(f)?.is_some() {
+        ctl.remove(&cow_name(&rec.name)).map_err(f)?;
+    }
     Ok(())
 }

@@ -30,6 +30,9 @@ pub struct Record {
     /// lvm: `VG/LV` of the snapshot; dm: the COW device.
     #[serde(default)]
     pub extra: Option<String>,
+    /// dm: spare devices `watch` may append to the COW (`--cow-spare`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spares: Vec<String>,
     /// Unix seconds.
     pub created: u64,
     /// The process that made it (so a leftover can be told from one in progress).
