@@ -553,6 +553,39 @@ fn put(out: &mut TempFile, written: &mut u64, b: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Buffers handed back for reuse: a 16 MiB segment then costs a few MiB of fresh memory
+/// (page faults and kernel zeroing) instead of 16 MiB in and 8 out.
+#[derive(Default)]
+struct Pool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Pool {
+    fn get(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_default()
+    }
+}
+
+/// A buffer that returns to its pool when the last user drops it.
+struct Pooled<'p> {
+    data: Vec<u8>,
+    pool: &'p Pool,
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut v) = self.pool.0.lock() {
+            v.push(std::mem::take(&mut self.data));
+        }
+    }
+}
+
+/// Blocks read but not yet taken by a compression worker: bounds the memory in flight so
+/// that buffers come back to the pool.
+const READ_AHEAD: usize = 4;
+
 /// The segment pipeline: this thread reads 1 MiB blocks (the first is `head`) and hands
 /// each to the hasher (in order) and to the compression workers (any order); a writer
 /// thread puts the encoded blocks into `out` in order as they come. Reading, hashing,
@@ -570,28 +603,29 @@ fn stream_content(
     let bs = lz4frame::BLOCK_SIZE as u64;
     let nblocks = len.div_ceil(bs) as usize;
     let cap = nblocks.max(1);
+    let (in_pool, out_pool) = (Pool::default(), Pool::default());
     std::thread::scope(|s| {
-        let (tx_h, rx_h) = sync_channel::<Arc<Vec<u8>>>(cap);
+        let (tx_h, rx_h) = sync_channel::<Arc<Pooled>>(cap);
         let hasher = s.spawn(move || {
             let mut h = store::ContentHasher::new();
             for b in rx_h {
-                h.update(&b);
+                h.update(&b.data);
             }
             h.finalize()
         });
-        let (tx_w, rx_w) = sync_channel::<(usize, Arc<Vec<u8>>)>(cap);
+        let (tx_w, rx_w) = sync_channel::<(usize, Arc<Pooled>)>(cap);
         let writer = s.spawn(move || -> io::Result<()> {
             let mut written = 0u64;
             if compress {
                 put(out, &mut written, &lz4frame::frame_header(len))?;
             }
-            let mut pending: Vec<Option<Arc<Vec<u8>>>> = vec![None; nblocks];
+            let mut pending: Vec<Option<Arc<Pooled>>> = vec![None; nblocks];
             let mut next = 0;
             for (i, b) in rx_w {
                 pending[i] = Some(b);
                 while next < nblocks {
                     let Some(b) = pending[next].take() else { break };
-                    put(out, &mut written, &b)?;
+                    put(out, &mut written, &b.data)?;
                     next += 1;
                 }
             }
@@ -606,22 +640,26 @@ fn stream_content(
             }
             Ok(())
         });
-        let (tx_c, rx_c) = sync_channel::<(usize, Arc<Vec<u8>>)>(cap);
+        let (tx_c, rx_c) = sync_channel::<(usize, Arc<Pooled>)>(READ_AHEAD);
         let rx_c = Arc::new(Mutex::new(rx_c));
         if compress {
             for _ in 0..o.threads.max(1) {
                 let (rx_c, tx_w) = (Arc::clone(&rx_c), tx_w.clone());
-                let level = o.level;
+                let (level, out_pool) = (o.level, &out_pool);
                 s.spawn(move || loop {
                     let job = rx_c
                         .lock()
                         .map(|r| r.recv())
                         .unwrap_or(Err(std::sync::mpsc::RecvError));
                     let Ok((i, b)) = job else { break };
-                    if tx_w
-                        .send((i, Arc::new(lz4frame::encode_block(&b, level))))
-                        .is_err()
-                    {
+                    let mut enc = out_pool.get();
+                    lz4frame::encode_block_into(&b.data, level, &mut enc);
+                    drop(b);
+                    let enc = Pooled {
+                        data: enc,
+                        pool: out_pool,
+                    };
+                    if tx_w.send((i, Arc::new(enc))).is_err() {
                         break;
                     }
                 });
@@ -633,7 +671,8 @@ fn stream_content(
         for i in 0..nblocks {
             if i > 0 {
                 let want = (len - done).min(bs);
-                let mut b = Vec::with_capacity(want as usize);
+                let mut b = in_pool.get();
+                b.clear();
                 match (&mut *file).take(want).read_to_end(&mut b) {
                     Ok(n) if n as u64 == want => block = b,
                     Ok(_) => {
@@ -650,7 +689,10 @@ fn stream_content(
                 }
             }
             done += block.len() as u64;
-            let b = Arc::new(std::mem::take(&mut block));
+            let b = Arc::new(Pooled {
+                data: std::mem::take(&mut block),
+                pool: &in_pool,
+            });
             let _ = tx_h.send(Arc::clone(&b));
             let _ = if compress {
                 tx_c.send((i, b))

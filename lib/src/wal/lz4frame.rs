@@ -122,30 +122,29 @@ pub const END_MARK: [u8; 4] = [0, 0, 0, 0];
 /// acceleration N (what `lz4 --fast=N` and LZ4F's negative levels mean: faster, larger);
 /// 2..=12 = LZ4 HC at that level (below 3 HC means 3).
 pub fn encode_block(src: &[u8], level: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_block_into(src, level, &mut out);
+    out
+}
+
+/// [`encode_block`] into `out` (cleared first), so that a caller can reuse its buffers.
+pub fn encode_block_into(src: &[u8], level: i32, out: &mut Vec<u8>) {
     debug_assert!(src.len() <= BLOCK_SIZE);
-    if level <= 1 {
-        // Fast LZ4 appends to `out`: no zero-filling of the worst-case buffer first.
-        let mut out = Vec::with_capacity(4 + lz4::max_compressed_size(src.len()));
-        out.extend_from_slice(&[0; 4]);
-        let n = lz4::compress_to_vec(src, &mut out, level.saturating_neg().max(1))
-            .unwrap_or(usize::MAX);
-        finish_block(out, n, src)
+    out.clear();
+    out.reserve(4 + lz4::max_compressed_size(src.len()));
+    out.extend_from_slice(&[0; 4]);
+    let n = if level <= 1 {
+        // Appends to `out`: no zero-filling of the worst-case buffer first.
+        lz4::compress_to_vec(src, out, level.saturating_neg().max(1))
     } else {
-        let mut out = vec![0u8; 4 + lz4::max_compressed_size(src.len())];
-        let n = lz4_hc::compress(
+        out.resize(4 + lz4::max_compressed_size(src.len()), 0);
+        lz4_hc::compress(
             src,
             &mut out[4..],
             level.clamp(lz4_hc::CLEVEL_MIN, lz4_hc::CLEVEL_MAX),
         )
-        .unwrap_or(usize::MAX);
-        finish_block(out, n, src)
     }
-}
-
-/// `out` = 4 reserved bytes + `n` compressed bytes (`n` = usize::MAX on failure): the
-/// block with its size word, or the stored (uncompressed) block when compression did not
-/// shrink it.
-fn finish_block(mut out: Vec<u8>, n: usize, src: &[u8]) -> Vec<u8> {
+    .unwrap_or(usize::MAX);
     if n >= src.len() {
         out.truncate(4);
         out[..4].copy_from_slice(&(src.len() as u32 | 0x8000_0000).to_le_bytes());
@@ -154,7 +153,6 @@ fn finish_block(mut out: Vec<u8>, n: usize, src: &[u8]) -> Vec<u8> {
         out.truncate(4 + n);
         out[..4].copy_from_slice(&(n as u32).to_le_bytes());
     }
-    out
 }
 
 /// Compress `src` into one LZ4 frame with `threads` workers, handing the frame's bytes to
