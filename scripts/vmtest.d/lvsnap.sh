@@ -112,6 +112,16 @@ for at in held suspended; do
   check "SIGKILL at $at: removed" test -z "$(lvs --noheadings -o lv_name vg0/k$at 2>/dev/null)" -a -z "$($LV list)"
 done
 
+: > /tmp/hold.log
+LVSNAP_TEST_PAUSE=held $LV create /dev/vg0/data --name kt --size 16M --hold '/tmp/hold.sh kt' 2>/tmp/pause.err &
+pid=$!
+for i in $(seq 1 300); do grep -q "paused at held" /tmp/pause.err && break; sleep 0.1; done
+kill -TERM $pid; wait $pid; rc=$?
+cat /tmp/pause.err; sed 's/^/  hold.log: /' /tmp/hold.log
+check "SIGTERM while held: dies by it after undoing: lock released, lvcreate let finish, snapshot removed" \
+  test $rc = 143 -a -n "$(grep '^unlocked' /tmp/hold.log)" -a -z "$(running lvcreate)" -a -z "$($LV list)" \
+  -a -z "$(lvs --noheadings -o lv_name vg0/kt 2>/dev/null)" -a "$(dmsetup info -c --noheadings -o suspended vg0-data)" = Active
+
 step "lvm: bad input"
 $LV create /dev/vg0/data --name s0 --size 64M --freeze /mnt 2>/tmp/e; rc=$?
 check "--freeze on another filesystem refused" test $rc = 1 -a "$(cat /tmp/e)" = "lvsnap: /mnt: not a filesystem on /dev/vg0/data"

@@ -15,8 +15,9 @@
 //!   by dm uuid, name or device number). lvsnap starts the hold command, waits for READY
 //!   (lock taken) and answers `GO`; the tracer lets the suspend run.
 //! * `RESUMED <ret>` — the origin's resume (`DM_DEV_SUSPEND` without DM_SUSPEND_FLAG) has
-//!   *returned*: the snapshot-origin table is live and the filesystem thawed. lvsnap
-//!   releases the lock now. Releasing right before the resume would also be consistent
+//!   *returned* and the tracer checked that the origin now runs with a snapshot-origin
+//!   table (the snapshot is live, the filesystem thawed); a resume that did not get there
+//!   is not reported and the lock stays held. lvsnap releases the lock now. Releasing right before the resume would also be consistent
 //!   (the lockfs suspend froze the filesystem, so writers block until the resume swapped
 //!   the table in), but it depends on lockfs and gains writers nothing: they stay blocked
 //!   on the frozen filesystem until the resume anyway. After it, consistency depends on
@@ -176,12 +177,31 @@ pub fn tracer_main(uuid: &str, name: &str, dev: u64, argv: &[String]) -> Result<
             Event::Returned { pid, ret } => {
                 if returning == Some(pid) {
                     returning = None;
-                    say(&format!("RESUMED {ret}"));
+                    // Only a resume that made the snapshot live ends the lock window: the
+                    // origin's active table is now snapshot-origin and it runs. Otherwise
+                    // (a failed resume, or an LVM that suspends the origin more than once)
+                    // wait for a later resume of the origin; lvsnap keeps the lock.
+                    if ret == 0 && snapshot_live(&origin.name) {
+                        say(&format!("RESUMED {ret}"));
+                    } else {
+                        resumed = false;
+                    }
                 }
                 resume(&t, pid)?;
             }
             Event::Exited(code) => return Ok(code.clamp(0, 255) as u8),
         }
+    }
+}
+
+/// The origin `name` runs with a snapshot-origin table.
+fn snapshot_live(name: &str) -> bool {
+    let Ok(ctl) = lampvault::dm::Control::open() else {
+        return false;
+    };
+    match ctl.table(name) {
+        Ok((info, t)) => !info.suspended() && t.iter().any(|t| t.kind == "snapshot-origin"),
+        Err(_) => false,
     }
 }
 
