@@ -25,7 +25,7 @@ maxgap() { # rows after id $1: the longest gap in ms
 }
 lastid() { Q "SELECT COALESCE(MAX(id), 0) FROM b.p"; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-ours=() peer=() held=() base=()
+ours=() peer=() held=() base=() whole=()
 for i in $(seq 1 "$N"); do
   a=$(lastid); sleep 1; base+=("$(maxgap "$a")")
   a=$(lastid)
@@ -34,16 +34,22 @@ for i in $(seq 1 "$N"); do
   held+=("$(echo "$j" | sed -n 's/.*"lock_held_ms":\([0-9.]*\).*/\1/p')")
   "$LV" remove b$i || echo "FAIL: lvsnap remove"
   a=$(lastid)
+  "$LV" create /dev/vg0/mysql --name w$i --size 64M --hold-mode whole --hold "$HOLD --no-defaults -u root -S $MARIADB_SOCKET" >/dev/null || echo "FAIL: lvsnap create --hold-mode whole"
+  sleep 0.5; whole+=("$(maxgap "$a")")
+  "$LV" remove w$i || echo "FAIL: lvsnap remove"
+  a=$(lastid)
   mylvmbackup --user=root --socket="$MARIADB_SOCKET" --vgname=vg0 --lvname=mysql --lvsize=64M --xfs \
     --mountdir=/tmp/mlb/mnt --backupdir=/tmp/mlb/backup --relpath=inst --backuptype=none --skip_mycnf --quiet \
     || echo "FAIL: mylvmbackup"
   sleep 0.5; peer+=("$(maxgap "$a")")
-  echo "run $i: probe gap lvsnap ${ours[-1]} ms (lock held ${held[-1]} ms), mylvmbackup ${peer[-1]} ms, idle ${base[-1]} ms"
+  echo "run $i: probe gap lvsnap ${ours[-1]} ms (lock held ${held[-1]} ms), lvsnap --hold-mode whole ${whole[-1]} ms, mylvmbackup ${peer[-1]} ms, idle ${base[-1]} ms"
 done
 touch /tmp/probe.stop; wait $probe
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
 h=$(printf '%s\n' "${held[@]}" | median); b=$(printf '%s\n' "${base[@]}" | median)
+w=$(printf '%s\n' "${whole[@]}" | median)
 awk -v o="$o" -v p="$p" -v n="$N" 'BEGIN {printf "lvsnap lvm writes blocked (MariaDB probe, median of %d, VM): ours %.1f ms, peer mylvmbackup %.1f ms, ratio %.2f (goal <= 0.5)\n", n, o, p, o/p}'
+awk -v w="$w" -v p="$p" 'BEGIN {printf "lvsnap lvm writes blocked with --hold-mode whole (lock around the whole lvcreate, the fallback): %.1f ms, ratio %.2f to mylvmbackup\n", w, w/p}'
 awk -v h="$h" -v p="$p" -v b="$b" 'BEGIN {printf "lvsnap lvm lock held (lvsnap --hold-mode suspend, as reported) %.1f ms vs mylvmbackup writes blocked %.1f ms: ratio %.2f; probe gap with no snapshot (noise floor): %.1f ms\n", h, p, h/p, b}'
 "$SB" stop "$MARIADB_SANDBOX" >/dev/null 2>&1 || true
 umount /mnt/db
