@@ -46,8 +46,9 @@ pub enum Event {
 pub struct Traced {
     main: Pid,
     child: Child,
-    known: HashSet<Pid>,
-    started: bool,
+    /// Traced processes whose first stop was seen (the exec stop for the command, the
+    /// attach stop for its children).
+    running: HashSet<Pid>,
 }
 
 /// The seccomp program: trace `ioctl(_, request, _)`, allow everything else.
@@ -102,8 +103,7 @@ pub fn spawn(cmd: &mut Command, request: u32) -> io::Result<Traced> {
     Ok(Traced {
         main,
         child,
-        known: HashSet::from([main]),
-        started: false,
+        running: HashSet::new(),
     })
 }
 
@@ -123,10 +123,9 @@ impl Traced {
     /// after exec, forks, signals).
     pub fn wait_event(&mut self) -> nix::Result<Event> {
         loop {
-            // Only this process tree is waited for while it has no children of its own, so
-            // other children of the caller are not reaped here.
-            let who = (self.known.len() == 1).then_some(self.main);
-            let st = match waitpid(who, Some(WaitPidFlag::__WALL)) {
+            // __WNOTHREAD: only children (and tracees) of this thread, so children that
+            // other threads of the caller spawned are never reaped here.
+            let st = match waitpid(None, Some(WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD)) {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
                 Ok(st) => st,
@@ -139,24 +138,15 @@ impl Traced {
                     return Ok(Event::Exited(128 + sig as i32))
                 }
                 WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _) => {
-                    self.known.remove(&pid);
+                    self.running.remove(&pid);
                 }
                 WaitStatus::PtraceEvent(pid, _, ev) if ev == libc::PTRACE_EVENT_SECCOMP => {
                     let (fd, arg) = regs_ioctl(pid)?;
                     return Ok(Event::Ioctl { pid, fd, arg });
                 }
-                WaitStatus::PtraceEvent(pid, _, ev) => {
-                    if [
-                        libc::PTRACE_EVENT_FORK,
-                        libc::PTRACE_EVENT_VFORK,
-                        libc::PTRACE_EVENT_CLONE,
-                    ]
-                    .contains(&ev)
-                    {
-                        if let Ok(new) = ptrace::getevent(pid) {
-                            self.known.insert(Pid::from_raw(new as i32));
-                        }
-                    }
+                WaitStatus::PtraceEvent(pid, _, _) => {
+                    // fork/vfork/clone/exec: the new child is attached by the kernel; its
+                    // own first stop is handled below.
                     cont(pid, None)?;
                 }
                 WaitStatus::PtraceSyscall(pid) => {
@@ -164,10 +154,11 @@ impl Traced {
                     return Ok(Event::Returned { pid, ret });
                 }
                 WaitStatus::Stopped(pid, sig) => {
-                    if pid == self.main && !self.started && sig == Signal::SIGTRAP {
+                    let first = !self.running.contains(&pid);
+                    if pid == self.main && first && sig == Signal::SIGTRAP {
                         // The stop right after exec (PTRACE_TRACEME): set the options before
                         // the command runs a single instruction of its own.
-                        self.started = true;
+                        self.running.insert(pid);
                         ptrace::setoptions(
                             pid,
                             Options::PTRACE_O_TRACESECCOMP
@@ -178,8 +169,10 @@ impl Traced {
                                 | Options::PTRACE_O_TRACEEXEC,
                         )?;
                         cont(pid, None)?;
-                    } else if sig == Signal::SIGSTOP && self.known.insert(pid) {
-                        // First stop of a newly attached child (its fork event may come later).
+                    } else if pid != self.main && first && sig == Signal::SIGSTOP {
+                        // First stop of a newly attached child (its fork event may come
+                        // before or after it).
+                        self.running.insert(pid);
                         cont(pid, None)?;
                     } else if sig == Signal::SIGSTOP
                         && ptrace::getsiginfo(pid) == Err(Errno::EINVAL)
@@ -295,6 +288,38 @@ mod tests {
         }
         assert!(stops >= 1, "stty made no TCGETS under the tracer");
         assert_eq!(stops, returned);
+    }
+
+    /// Children are traced too: `sh` forks for each `stty`.
+    #[test]
+    fn forked_children_stop_too() {
+        if Command::new("stty").arg("--version").output().is_err() {
+            return;
+        }
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "stty -g; stty -g; exit 3"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut t = match spawn(&mut cmd, libc::TCGETS as u32) {
+            Ok(t) => t,
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => return,
+            Err(e) => panic!("{e}"),
+        };
+        let main = Pid::from_raw(t.pid() as i32);
+        let mut pids = HashSet::new();
+        let code = loop {
+            match t.wait_event().unwrap() {
+                Event::Ioctl { pid, .. } => {
+                    pids.insert(pid);
+                    t.resume(pid).unwrap();
+                }
+                Event::Returned { pid, .. } => t.resume(pid).unwrap(),
+                Event::Exited(c) => break c,
+            }
+        };
+        assert_eq!(code, 3);
+        assert!(pids.len() >= 2 && !pids.contains(&main), "{pids:?}");
     }
 
     #[test]
