@@ -3,9 +3,10 @@
 #   vmtest -b target/debug/lvsnap -d 2G -d 1G -d 128M scripts/vmtest.d/lvsnap.sh
 # Disk 1: LVM (VG vg0, XFS LV with a writer running; exec --freeze; --hold with the lock
 # only around LVM's suspend (traced lvcreate) and its failure modes; watch extends; an
-# unwatched snapshot overflows -> Invalid; ptrace forbidden -> --hold-mode whole). Disk 2: a dm-linear origin with ext4 for the raw
-# dm backend; disk 3: its COW. Then a SIGKILL while the dm origin is suspended: the
-# watchdog must resume it. Prints "ok: ..." / "FAIL: ..." lines; exit 0 only if all pass.
+# unwatched snapshot overflows -> Invalid; ptrace forbidden -> --hold-mode whole).
+# Disk 2: a dm-linear origin with ext4 for the raw dm backend; disk 3: its COW (then two
+# slices of it: an 8 MiB COW and a 32 MiB --cow-spare that watch grows it into). SIGKILL
+# while the dm origin is suspended: the watchdog must resume it. Prints "ok: ..." / "FAIL: ..." lines; exit 0 only if all pass.
 set -u
 fail=0
 ok()   { echo "ok: $*"; }
