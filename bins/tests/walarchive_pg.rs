@@ -162,6 +162,13 @@ fn pitr_timeline_switch_cleanup_and_corruption() {
     sb.ok(&["wait-archived"]);
     let stats = sb.ok(&["archiver-stats"]);
     assert!(stats.contains("failed_count=0"), "{stats}");
+    // --ahead's records are all consumed by PostgreSQL's own calls (or dropped): none left
+    // once nothing is .ready.
+    let spool = s.0.join("primary/pg_wal/.walarchive-spool");
+    let left: Vec<_> = fs::read_dir(&spool)
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "spool records left behind: {left:?}");
 
     // Restore to T with walarchive fetch; the copy archives its new timeline with push.
     sb.ok(&[
