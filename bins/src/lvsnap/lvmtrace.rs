@@ -35,6 +35,12 @@
 //! without a tracer would get ENOSYS for its remaining suspends *and resumes* and leave the
 //! origin suspended; the hold sees EOF (lock released); the record shows the leftover
 //! snapshot as incomplete.
+//!
+//! The seccomp filter is inherited by everything lvcreate starts and outlives the tracer:
+//! a daemon started from the traced lvcreate (dmeventd) would get ENOSYS for its own
+//! suspends and resumes later (e.g. a snapshot autoextend). lvcreate runs with
+//! `--monitor n`, so it starts no dmeventd; monitoring is enabled afterwards by an untraced
+//! `lvchange --monitor y` (`ops::after_release`). Keep it that way.
 
 use std::io::{BufRead, Read, Seek, Write};
 use std::os::fd::AsFd;
