@@ -811,3 +811,170 @@ fn output_to_devices() {
             .is_char_device());
     }
 }
+
+/// CRC-32 (IEEE, reflected), as binlog trailers use.
+fn crc32(b: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &x in b {
+        c ^= u32::from(x);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// `copies` copies of a fixture's events after its FDE, each copy's timestamps moved on by
+/// `shift` seconds more than the last, log_pos rewritten to the new offsets and CRCs
+/// recomputed: a long, well-formed binlog (megabytes, so the cut hops with several chains
+/// and checks CRCs on several threads).
+fn stretch(rel: &str, copies: u32, shift: u32) -> Vec<u8> {
+    use lampvault::binlog::Binlog;
+    let d = std::fs::read(f(rel)).unwrap();
+    let b = Binlog::open(&d).unwrap();
+    let crc = b.format.has_crc();
+    // (offset, size, file-level control event: Stop, Rotate, Gtid_list, Binlog_checkpoint,
+    // kept in the first copy only, and Stop/Rotate not at all)
+    let events: Vec<(usize, usize, u8)> = b
+        .events(false)
+        .skip(1)
+        .map(|e| e.unwrap())
+        .map(|e| (e.offset as usize, e.raw.len(), e.type_code()))
+        .filter(|e| e.2 != 3 && e.2 != 4)
+        .collect();
+    let mut out = d[..b.after_fde() as usize].to_vec();
+    for k in 0..copies {
+        for &(at, n, code) in &events {
+            if k > 0 && matches!(code, 161 | 163 | 35) {
+                continue;
+            }
+            let start = out.len();
+            out.extend_from_slice(&d[at..at + n]);
+            let ev = &mut out[start..];
+            let ts = u32::from_le_bytes(ev[0..4].try_into().unwrap()) + k * shift;
+            ev[0..4].copy_from_slice(&ts.to_le_bytes());
+            ev[13..17].copy_from_slice(&((start + n) as u32).to_le_bytes());
+            if code == 162 {
+                // MariaDB Gtid: seq_no must keep rising (the peer checks the order)
+                let seq =
+                    u64::from_le_bytes(ev[19..27].try_into().unwrap()) + u64::from(k) * 100_000;
+                ev[19..27].copy_from_slice(&seq.to_le_bytes());
+            }
+            if crc {
+                let c = crc32(&ev[..n - 4]);
+                ev[n - 4..].copy_from_slice(&c.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Big files: the multi-chain hop and the threaded CRC check give what the peer gives.
+#[test]
+fn big_files_cut_like_the_peer() {
+    if !have_peer() {
+        return;
+    }
+    let s = Scratch::new("blc-big");
+    // mdev6020: 9 minutes of 10.0 groups whose timestamps often go backwards, no CRC;
+    // the pitr row file: CRC32, a lock waiter
+    let cases = [
+        ("mariadb/mdev6020-mysql-bin.000001", 40, 600, 1397210229u32),
+        (
+            "mariadb-pitr/row-crc32/binlogs/mysql-bin.000002",
+            1500,
+            60,
+            1795533850,
+        ),
+    ];
+    for (rel, copies, shift, base) in cases {
+        let big = s.path("big.bin");
+        std::fs::write(&big, stretch(rel, copies, shift)).unwrap();
+        let bs = big.to_str().unwrap();
+        let o = run(&["verify", bs]);
+        assert_eq!(status_code(&o), 0, "{rel}: {}", stderr(&o));
+        let at = |secs: u32| {
+            let o = sh(&format!("TZ=UTC date -u -d @{} '+%F %T'", base + secs));
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        let mid = copies * shift / 2;
+        let windows = [
+            vec![
+                format!("--start-datetime={}", at(mid)),
+                // a quarter of the file: checked on several threads
+                format!("--stop-datetime={}", at(mid + copies * shift / 4)),
+            ],
+            vec![format!("--start-datetime={}", at((copies - 1) * shift + 5))],
+            vec![
+                format!("--start-datetime={}", at(mid + 7)),
+                format!("--stop-datetime={}", at(mid + 2)),
+            ],
+        ];
+        for w in windows {
+            let out = s.path("w.bin");
+            let mut a: Vec<&str> = vec!["-o", out.to_str().unwrap()];
+            a.extend(w.iter().map(String::as_str));
+            a.push(bs);
+            let o = run(&a);
+            assert_eq!(status_code(&o), 0, "{rel} {w:?}: {}", stderr(&o));
+            let mut pa: Vec<&str> = w.iter().map(String::as_str).collect();
+            pa.push(bs);
+            let (pc, want) = peer_sql(&pa);
+            assert_eq!(pc, 0, "{rel} {w:?}");
+            let (oc, got) = peer_sql(&["--verify-binlog-checksum", out.to_str().unwrap()]);
+            assert_eq!(oc, 0, "{rel} {w:?}");
+            assert!(
+                want.len() > 100 || w.len() == 2,
+                "{rel} {w:?}: empty window"
+            );
+            assert_same(&got, &want, &format!("{rel} {w:?}"));
+        }
+    }
+    // two damaged events inside a 10 MB window: the first is named; --force reports both,
+    // in file order, whichever thread checked them
+    let big = s.path("big.bin");
+    let mut d = std::fs::read(&big).unwrap();
+    let (x, y) = (d.len() / 3 + 5, d.len() * 2 / 3 + 5);
+    d[x] ^= 0x40;
+    d[y] ^= 0x40;
+    std::fs::write(&big, &d).unwrap();
+    let bs = big.to_str().unwrap();
+    let o = run(&["verify", bs]);
+    assert_eq!(status_code(&o), 3);
+    let first = stderr(&o)
+        .split("offset ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap()
+        .to_string();
+    let o = run(&[bs]);
+    assert_eq!(status_code(&o), 3);
+    assert!(
+        stderr(&o).contains(&format!("offset {first}: CRC32 mismatch")),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["--force", bs]);
+    assert_eq!(status_code(&o), 0);
+    let offs: Vec<u64> = stderr(&o)
+        .lines()
+        .filter(|l| l.contains("copied anyway"))
+        .map(|l| {
+            l.split("offset ")
+                .nth(1)
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(offs.len(), 2, "{}", stderr(&o));
+    assert_eq!(offs[0].to_string(), first);
+    assert!(offs[0] < x as u64 && offs[1] < y as u64 && offs[1] > x as u64);
+}

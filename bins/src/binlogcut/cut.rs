@@ -21,7 +21,10 @@ use lampvault::binlog::{
     Window,
 };
 
-use super::input::{self, warn, Input, EXIT_DAMAGED, EXIT_UNFINISHED};
+use super::input::{self, threads, warn, Input, EXIT_DAMAGED, EXIT_UNFINISHED};
+
+/// Chains the header hop runs at once (their cache misses overlap).
+const HOP_CHAINS: usize = 16;
 use crate::common::{is_stdio, Failure, IoContext};
 
 /// What the cut was asked to do.
@@ -51,6 +54,11 @@ struct Chunk {
 
 struct Plan {
     chunks: Vec<Chunk>,
+    /// (chunk index, start) of every kept group: event starts where the CRC check may split.
+    group_starts: Vec<(usize, u64)>,
+    /// A kept group carries an FDE (relay log): the format changes inside a chunk, so the
+    /// CRC check walks chunks whole.
+    fde_inside: bool,
     groups: u64,
     first_gtid: Option<String>,
     last_gtid: Option<String>,
@@ -65,7 +73,7 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
     let inputs: Vec<Input> = a
         .files
         .iter()
-        .map(|f| input::load(f, true))
+        .map(|f| input::load(f, false))
         .collect::<Result<_, _>>()?;
     let mut binlogs = Vec::with_capacity(inputs.len());
     for i in &inputs {
@@ -77,7 +85,7 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
     if let Some(o) = out_path {
         refuse_overwriting_input(o, &a.files)?;
     }
-    let plan = plan(&a, &binlogs, &names)?;
+    let plan = plan(&a, &binlogs, &inputs, &names)?;
     check_crcs(&a, &plan, &binlogs, &names)?;
     match out_path {
         None => {
@@ -165,11 +173,36 @@ fn check_positions(w: &Window, binlogs: &[Binlog<'_>], names: &[&str]) -> Result
     Ok(())
 }
 
-fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Failure> {
+/// The smaller of the start and stop datetimes when only datetimes (and include/exclude
+/// sets) bound the window: then every group before the first event stamped at or after it
+/// is skipped, and the hop may jump there (see `lampvault::binlog::hop`).
+fn hop_time(w: &Window) -> Option<i64> {
+    if w.start_pos.is_some()
+        || w.stop_pos.is_some()
+        || !w.start_gtids.is_empty()
+        || !w.stop_gtids.is_empty()
+    {
+        return None;
+    }
+    let t = w.start_time?;
+    Some(w.stop_time.map_or(t, |s| s.min(t)))
+}
+
+/// How far ahead of the walk the plan asks for pages of a memory map.
+const POPULATE_AHEAD: u64 = 4 << 20;
+
+fn plan(
+    a: &CutArgs,
+    binlogs: &[Binlog<'_>],
+    inputs: &[Input],
+    names: &[&str],
+) -> Result<Plan, Failure> {
     let files = binlogs.len();
     let mut sel = Selector::new(a.window.clone());
     let mut p = Plan {
         chunks: Vec::new(),
+        group_starts: Vec::new(),
+        fde_inside: false,
         groups: 0,
         first_gtid: None,
         last_gtid: None,
@@ -181,8 +214,26 @@ fn plan(a: &CutArgs, binlogs: &[Binlog<'_>], names: &[&str]) -> Result<Plan, Fai
             start: 4,
             end: b.after_fde(),
         };
-        let mut groups = Groups::new(b.events(false));
-        while let Some(r) = groups.next() {
+        let events = match hop_time(&a.window).filter(|_| !sel.started_time()) {
+            Some(t) => {
+                let bytes = &inputs[i].bytes;
+                match binlog::hop::resume_point(b, t, HOP_CHAINS, threads(), bytes) {
+                    Some(o) => b.events_at(o, b.format.clone(), false),
+                    None => b.events(false),
+                }
+            }
+            None => b.events(false),
+        };
+        let mut groups = Groups::new(events);
+        let mut populated = 0;
+        loop {
+            let at = groups.position();
+            if at + POPULATE_AHEAD / 2 >= populated {
+                let from = at.max(populated);
+                inputs[i].bytes.populate(from, POPULATE_AHEAD);
+                populated = from + POPULATE_AHEAD;
+            }
+            let Some(r) = groups.next() else { break };
             let g = match r {
                 Ok(g) => g,
                 Err(e) => {
@@ -318,13 +369,16 @@ fn keep(
         start: g.start,
         end: g.end,
     };
+    p.fde_inside |= g.types.contains(types::FORMAT_DESCRIPTION);
     if let Some(last) = p.chunks.last_mut() {
         if last.bytes.file == file && last.bytes.end == g.start && last.fde == fde {
             last.bytes.end = g.end;
+            p.group_starts.push((p.chunks.len() - 1, g.start));
             return Ok(());
         }
     }
     p.chunks.push(Chunk { bytes: r, fde });
+    p.group_starts.push((p.chunks.len() - 1, g.start));
     Ok(())
 }
 
@@ -387,6 +441,8 @@ fn late_waiters(w: &Window, groups: Groups<'_>, name: &str) {
     }
 }
 
+/// Check every CRC32 of what will be written: the FDEs first, then the kept events, split
+/// over threads at group starts. Problems are reported in file order, as one walk would.
 fn check_crcs(
     a: &CutArgs,
     p: &Plan,
@@ -394,9 +450,9 @@ fn check_crcs(
     names: &[&str],
 ) -> Result<(), Failure> {
     let mut last_fde = None;
+    let mut formats = Vec::with_capacity(p.chunks.len());
     for c in &p.chunks {
         let name = names[c.bytes.file];
-        let b = &binlogs[c.bytes.file];
         let fde_raw = slice(binlogs, c.fde);
         let format = match parse_fde(fde_raw, c.fde.start, last_fde != Some(c.fde)) {
             Ok(f) => f,
@@ -406,18 +462,97 @@ fn check_crcs(
             }
         };
         last_fde = Some(c.fde);
-        for ev in b.events_at(c.bytes.start, format, false) {
-            let ev = ev.map_err(|e| input::failure(name, &e))?;
-            if ev.offset >= c.bytes.end {
-                break;
+        formats.push(format);
+    }
+    if p.chunks.is_empty() {
+        return Ok(());
+    }
+    // the work as (chunk, from, to) pieces, cut into parts of about equal bytes
+    let total: u64 = p.chunks.iter().map(|c| c.bytes.end - c.bytes.start).sum();
+    let n = if p.fde_inside || total < CRC_PARALLEL_MIN {
+        1
+    } else {
+        threads()
+    };
+    let mut cuts: Vec<(usize, u64)> = Vec::new();
+    let mut done = 0u64;
+    let mut next_chunk = 0;
+    for &(ci, at) in &p.group_starts {
+        while next_chunk < ci {
+            done += p.chunks[next_chunk].bytes.end - p.chunks[next_chunk].bytes.start;
+            next_chunk += 1;
+        }
+        let here = done + (at - p.chunks[ci].bytes.start);
+        if here >= total / n as u64 * (cuts.len() as u64 + 1) && cuts.len() + 1 < n {
+            cuts.push((ci, at));
+        }
+    }
+    let mut parts: Vec<Vec<(usize, u64, u64)>> = Vec::new();
+    let mut bounds = vec![(0usize, p.chunks.first().map_or(0, |c| c.bytes.start))];
+    bounds.extend(cuts.iter().copied());
+    for (k, &(ci, from)) in bounds.iter().enumerate() {
+        let (ce, to) = bounds
+            .get(k + 1)
+            .copied()
+            .unwrap_or((p.chunks.len().saturating_sub(1), u64::MAX));
+        let mut part = Vec::new();
+        for c in ci..=ce.min(p.chunks.len().saturating_sub(1)) {
+            let r = p.chunks[c].bytes;
+            let s = if c == ci { from } else { r.start };
+            let e = if c == ce { to.min(r.end) } else { r.end };
+            if s < e {
+                part.push((c, s, e));
             }
-            if let Err(e) = ev.verify_crc() {
-                crc_problem(a, name, &e)?;
+        }
+        parts.push(part);
+    }
+    // (framing problem?, file, error) in file order
+    type Problems = Vec<(bool, usize, binlog::Error)>;
+    let check = |part: &[(usize, u64, u64)]| -> Problems {
+        let mut problems = Vec::new();
+        for &(c, from, to) in part {
+            let file = p.chunks[c].bytes.file;
+            let b = &binlogs[file];
+            for ev in b.events_at(from, formats[c].clone(), false) {
+                match ev {
+                    Err(e) => {
+                        problems.push((true, file, e));
+                        return problems;
+                    }
+                    Ok(ev) if ev.offset >= to => break,
+                    Ok(ev) => {
+                        if let Err(e) = ev.verify_crc() {
+                            problems.push((false, file, e));
+                        }
+                    }
+                }
             }
+        }
+        problems
+    };
+    let results: Vec<Problems> = if parts.len() <= 1 {
+        parts.iter().map(|pt| check(pt)).collect()
+    } else {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = parts.iter().map(|pt| s.spawn(|| check(pt))).collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("CRC worker panicked"))
+                .collect()
+        })
+    };
+    for problems in results {
+        for (framing, file, e) in problems {
+            if framing {
+                return Err(input::failure(names[file], &e));
+            }
+            crc_problem(a, names[file], &e)?;
         }
     }
     Ok(())
 }
+
+/// Windows smaller than this are checked on one thread.
+const CRC_PARALLEL_MIN: u64 = 4 << 20;
 
 fn crc_problem(a: &CutArgs, name: &str, e: &binlog::Error) -> Result<(), Failure> {
     if a.force {

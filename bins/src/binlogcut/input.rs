@@ -48,3 +48,11 @@ pub fn failure(name: &str, e: &Error) -> Failure {
 pub fn warn(msg: impl std::fmt::Display) {
     eprintln!("binlogcut: {msg}");
 }
+
+/// Worker threads for CRC checks and the header hop: the CPUs we may use, at most 4.
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}

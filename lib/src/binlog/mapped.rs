@@ -6,6 +6,11 @@
 //! server, so it is mapped; a file whose FDE says "in use" (live, or crashed) may still be
 //! appended to or truncated by crash recovery, so it is read into memory, as are pipes and
 //! stdin.
+//!
+//! Page tables cost time per 4 KiB page mapped (and again to unmap at exit), so nothing is
+//! pre-faulted wholesale: walkers ask for the chunk just ahead of them (MADV_POPULATE_READ)
+//! and give back what they left behind (MADV_DONTNEED, harmless on this shared read-only
+//! map), each in its own thread — the [`Pager`] trait.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -28,6 +33,72 @@ impl Deref for Bytes {
         match self {
             Bytes::Mapped(m) => m,
             Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// Page-table management for walks over a file's bytes: walkers call `populate` just ahead
+/// of what they read and `release` for what they have left behind. Neither may change the
+/// bytes; both are hints (no-ops for read bytes).
+pub trait Pager: Sync {
+    fn populate(&self, offset: u64, len: u64);
+    fn release(&self, offset: u64, len: u64);
+}
+
+/// A [`Pager`] that does nothing.
+pub struct NoPager;
+
+impl Pager for NoPager {
+    fn populate(&self, _: u64, _: u64) {}
+    fn release(&self, _: u64, _: u64) {}
+}
+
+impl Pager for Bytes {
+    fn populate(&self, offset: u64, len: u64) {
+        Bytes::populate(self, offset, len)
+    }
+    fn release(&self, offset: u64, len: u64) {
+        Bytes::release(self, offset, len)
+    }
+}
+
+impl Bytes {
+    /// Drop the page-table entries of `offset..offset + len` (already read, not needed
+    /// again soon); later reads still work, they fault the pages back in.
+    pub fn release(&self, offset: u64, len: u64) {
+        if let Bytes::Mapped(m) = self {
+            let end = offset.saturating_add(len).min(m.len() as u64);
+            if offset < end {
+                // SAFETY: MADV_DONTNEED on this shared, read-only file mapping only drops
+                // page-table entries: the next access maps the same page-cache page again,
+                // so every slice of the map keeps its bytes (the file is a closed binlog,
+                // see `load`). It moves the unmapping work from exit (one thread) to the
+                // walker threads.
+                let _ = unsafe {
+                    m.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        offset as usize,
+                        (end - offset) as usize,
+                    )
+                };
+            }
+        }
+    }
+
+    /// Ask for the pages of `offset..offset + len` to be mapped now (MADV_POPULATE_READ,
+    /// Linux 5.14+; silently nothing elsewhere, or for read bytes), so that the reads that
+    /// follow do not fault page by page. Only what is about to be read is asked for: mapping
+    /// (and, at exit, unmapping) pages costs time per page.
+    pub fn populate(&self, offset: u64, len: u64) {
+        if let Bytes::Mapped(m) = self {
+            let end = offset.saturating_add(len).min(m.len() as u64);
+            if offset < end {
+                let _ = m.advise_range(
+                    memmap2::Advice::PopulateRead,
+                    offset as usize,
+                    (end - offset) as usize,
+                );
+            }
         }
     }
 }

@@ -6,7 +6,9 @@
 //! * [`types`] — every event type code of both servers, by code and name;
 //! * [`group`] — transaction boundaries (GTID/BEGIN … Xid/COMMIT, standalone DDL, …);
 //! * [`gtid`] — MariaDB and MySQL GTIDs, lists and sets;
-//! * [`select`] — which groups a `--start/--stop-*` window keeps.
+//! * [`select`] — which groups a `--start/--stop-*` window keeps;
+//! * [`hop`] — where a datetime window's plan may start without walking what is before it;
+//! * [`verify`] — every CRC of a file, on several threads.
 //!
 //! Invariants: hostile input (sizes of 4 GiB, sizes below the header, garbage) gives an
 //! [`Error`] naming the byte offset, never a panic, a hang or an allocation sized by the
@@ -15,6 +17,7 @@
 pub mod error;
 pub mod group;
 pub mod gtid;
+pub mod hop;
 pub mod mapped;
 pub mod reader;
 pub mod select;

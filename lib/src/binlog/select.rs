@@ -76,6 +76,11 @@ impl Selector {
         &self.w
     }
 
+    /// True once `--start-datetime` has opened the window.
+    pub fn started_time(&self) -> bool {
+        self.started_time
+    }
+
     /// Which stop GTIDs have been reached (same order as the window's list).
     pub fn stop_gtids_done(&self) -> &[bool] {
         &self.stop_done

@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod ioctltrace;
 pub mod localtime;
 pub mod mtio;
+pub mod prefetch;
 pub mod signals;
 pub mod termsig;
 pub mod time;

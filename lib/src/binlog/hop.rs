@@ -1,0 +1,322 @@
+//! Skipping the part of a file before a `--start-datetime` window without grouping it: a
+//! header-only hop that finds a *resume point* from which the ordinary event/group walk can
+//! start instead of offset 4 and decide exactly the same as if it had walked from 4.
+//!
+//! The resume point is the start of a GTID event (MariaDB Gtid, MySQL Gtid/Anonymous/Tagged:
+//! every such event opens a new group in [`super::group::Groups`], whatever state the walk
+//! was in), such that every event between the FDE and it is well framed, is neither an FDE
+//! nor a Start_encryption event, and has a timestamp below `t`. Every group before it is
+//! then skipped by the [`super::select::Selector`] when `t` is the smaller of the start and
+//! stop datetimes and no position or GTID bound is given (the caller checks that), and the
+//! format in force there is still the first FDE's.
+//!
+//! The hop is memory-latency bound (one cache miss per event), so it runs several chains at
+//! once: the region is split into segments; every segment after the first starts at a
+//! candidate event found by resynchronising (a header whose `log_pos` equals its offset plus
+//! its size, as v4 servers write in binlogs, followed by more such events). A candidate is
+//! only trusted when the chain before it lands exactly on it — chains are deterministic, so
+//! from there on it *is* the sequential walk. Otherwise (a fake header in a payload, a relay
+//! log or concatenated file whose `log_pos` does not match) the chain before simply walks on
+//! through the segment. The result is identical to [`resume_point_seq`] in every case.
+//!
+//! Spec: `shared/specs/mysql-binlog.md` §2 (common header, log_pos), §6 (GTID events open
+//! groups), §8 (per-event start rule).
+
+use super::mapped::{NoPager, Pager};
+use super::reader::{Binlog, COMMON_HEADER_LEN};
+use super::types::{self, Role};
+
+/// Segments shorter than this are not split off (the resync scan costs more than it saves).
+const MIN_SEGMENT: u64 = 4 << 20;
+/// How far past a segment's nominal start the resync scan looks for a candidate.
+const RESYNC_SCAN: u64 = 64 << 10;
+/// Events a candidate must chain through (each with a matching log_pos) to be used.
+const RESYNC_CHAIN: usize = 4;
+/// The hop asks for the pages of this many bytes at a time, ahead of each chain.
+const POPULATE_CHUNK: u64 = 4 << 20;
+
+fn u32le(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// `true` for the type codes that always open a group.
+fn gtid_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    for (c, v) in t.iter_mut().enumerate() {
+        *v = types::role(c as u8) == Role::GtidStart;
+    }
+    t
+}
+
+fn known_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    for (c, v) in t.iter_mut().enumerate() {
+        *v = types::role(c as u8) != Role::Unknown;
+    }
+    t
+}
+
+/// The part of [`super::reader::Events`]'s framing checks the hop needs, for one format.
+struct Walker<'a> {
+    data: &'a [u8],
+    hl: usize,
+    min: u64,
+    t: i64,
+    gtid: [bool; 256],
+}
+
+/// One chain: hops from `pos` until an event at or past `end`, or a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chain {
+    /// Where the chain began.
+    start: u64,
+    pos: u64,
+    end: u64,
+    /// Start of the last GTID event seen (up to and including the stop event).
+    last_gtid: Option<u64>,
+    /// Ended on an event that must not be passed (timestamp ≥ t, FDE, Start_encryption,
+    /// framing problem) rather than at `end`.
+    stopped: bool,
+    /// The pages of `populated_from..populated` were asked for last.
+    populated_from: u64,
+    populated: u64,
+}
+
+impl Chain {
+    fn new(pos: u64, end: u64) -> Chain {
+        Chain {
+            start: pos,
+            pos,
+            end,
+            last_gtid: None,
+            stopped: false,
+            populated_from: pos,
+            populated: pos,
+        }
+    }
+    fn running(&self) -> bool {
+        !self.stopped && self.pos < self.end
+    }
+
+    /// Keep the pages just ahead of `pos` mapped; give back the chunk left behind.
+    #[inline(always)]
+    fn page(&mut self, pager: &dyn Pager) {
+        if self.pos >= self.populated {
+            let behind = self.pos & !4095;
+            if behind > self.populated_from {
+                pager.release(self.populated_from, behind - self.populated_from);
+            }
+            pager.populate(self.pos, POPULATE_CHUNK);
+            self.populated_from = self.pos;
+            self.populated = self.pos + POPULATE_CHUNK;
+        }
+    }
+}
+
+impl Walker<'_> {
+    /// One event of `c`; false when the chain is finished.
+    #[inline(always)]
+    fn advance(&self, c: &mut Chain) -> bool {
+        if c.pos >= c.end {
+            return false;
+        }
+        let at = c.pos as usize;
+        let rest = self.data.len() - at;
+        if rest < self.hl {
+            c.stopped = true;
+            return false;
+        }
+        let h = &self.data[at..at + COMMON_HEADER_LEN];
+        let code = h[4];
+        let size = u64::from(u32le(h, 9));
+        if code == types::FORMAT_DESCRIPTION
+            || code == types::START_ENCRYPTION
+            || size < self.min
+            || size > rest as u64
+        {
+            c.stopped = true;
+            return false;
+        }
+        if self.gtid[code as usize] {
+            c.last_gtid = Some(c.pos);
+        }
+        if i64::from(u32le(h, 0)) >= self.t {
+            c.stopped = true;
+            return false;
+        }
+        c.pos += size;
+        c.pos < c.end
+    }
+
+    fn run(&self, c: &mut Chain, pager: &dyn Pager) {
+        loop {
+            c.page(pager);
+            if !self.advance(c) {
+                return;
+            }
+        }
+    }
+
+    /// Run all `chains` interleaved, one event each per round, so that their cache misses
+    /// overlap.
+    fn run_interleaved(&self, chains: &mut [Chain], pager: &dyn Pager) {
+        let mut live: Vec<usize> = (0..chains.len()).collect();
+        while !live.is_empty() {
+            for &i in &live {
+                let c = &mut chains[i];
+                c.page(pager);
+                // one event per visit, then start the next header's cache miss: the other
+                // chains' work hides it
+                self.advance(c);
+                crate::sys::prefetch::prefetch(self.data, c.pos as usize);
+            }
+            live.retain(|&i| chains[i].running());
+        }
+    }
+
+    /// Could an event start at `p`? Framing as above plus `log_pos == p + size`.
+    fn plausible(&self, p: u64, known: &[bool; 256]) -> Option<u64> {
+        let at = p as usize;
+        let rest = self.data.len().checked_sub(at)?;
+        if rest < self.hl.max(COMMON_HEADER_LEN) {
+            return None;
+        }
+        let h = &self.data[at..at + COMMON_HEADER_LEN];
+        let size = u64::from(u32le(h, 9));
+        let log_pos = u64::from(u32le(h, 13));
+        if log_pos != (p + size) & 0xffff_ffff || size < self.min || size > rest as u64 {
+            return None;
+        }
+        let code = h[4];
+        if !known[code as usize] || code == types::FORMAT_DESCRIPTION {
+            return None;
+        }
+        Some(size)
+    }
+
+    /// The first offset in `from..from + RESYNC_SCAN` where a chain of plausible events
+    /// starts (or that chain reaches the end of the file).
+    fn resync(&self, from: u64, known: &[bool; 256]) -> Option<u64> {
+        let len = self.data.len() as u64;
+        let limit = (from + RESYNC_SCAN).min(len.saturating_sub(COMMON_HEADER_LEN as u64));
+        'cand: for p in from..limit {
+            let mut q = p;
+            for _ in 0..RESYNC_CHAIN {
+                if q == len {
+                    break;
+                }
+                match self.plausible(q, known) {
+                    Some(size) => q += size,
+                    None => continue 'cand,
+                }
+            }
+            return Some(p);
+        }
+        None
+    }
+}
+
+fn walker<'a>(b: &Binlog<'a>, t: i64) -> Walker<'a> {
+    let hl = b.format.header_len as usize;
+    Walker {
+        data: b.data,
+        hl,
+        min: hl as u64 + if b.format.has_crc() { 4 } else { 0 },
+        t,
+        gtid: gtid_table(),
+    }
+}
+
+/// The resume point by one sequential hop from the first event after the FDE: the start of
+/// the last GTID event at or before the first event that must not be passed (see the
+/// module doc), or None when there is none (start at offset 4 then).
+pub fn resume_point_seq(b: &Binlog<'_>, t: i64) -> Option<u64> {
+    let w = walker(b, t);
+    let mut c = Chain::new(b.after_fde(), b.len());
+    w.run(&mut c, &NoPager);
+    c.last_gtid
+}
+
+/// [`resume_point_seq`], computed by up to `chains` interleaved chains on up to `threads`
+/// threads. `pager` is asked to map each chunk just ahead of a chain's reads and to give
+/// back the chunks it has left behind (a memory map: fault chunk by chunk, in the thread
+/// that reads, and unmap in parallel rather than at exit).
+pub fn resume_point(
+    b: &Binlog<'_>,
+    t: i64,
+    chains: usize,
+    threads: usize,
+    pager: &dyn Pager,
+) -> Option<u64> {
+    resume_point_with(b, t, chains, threads, MIN_SEGMENT, pager)
+}
+
+fn resume_point_with(
+    b: &Binlog<'_>,
+    t: i64,
+    chains: usize,
+    threads: usize,
+    min_segment: u64,
+    pager: &dyn Pager,
+) -> Option<u64> {
+    let w = walker(b, t);
+    let known = known_table();
+    let first = b.after_fde();
+    let len = b.len();
+    let n = (chains as u64).clamp(1, ((len - first.min(len)) / min_segment).max(1));
+    // segment starts: the first after the FDE, the others resynchronised
+    let mut starts = vec![first];
+    for k in 1..n {
+        let nominal = first + (len - first) / n * k;
+        if let Some(o) = w.resync(nominal, &known) {
+            if o > *starts.last().unwrap_or(&0) {
+                starts.push(o);
+            }
+        }
+    }
+    let mut segs: Vec<Chain> = starts
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| Chain::new(s, starts.get(i + 1).copied().unwrap_or(len)))
+        .collect();
+    let threads = threads.clamp(1, segs.len());
+    if threads == 1 {
+        w.run_interleaved(&mut segs, pager);
+    } else {
+        let per = segs.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let w = &w;
+            for part in segs.chunks_mut(per) {
+                s.spawn(move || w.run_interleaved(part, pager));
+            }
+        });
+    }
+    combine(&w, &segs, pager)
+}
+
+/// Join the chains in file order: chain i+1 counts only if chain i landed on its start.
+fn combine(w: &Walker<'_>, segs: &[Chain], pager: &dyn Pager) -> Option<u64> {
+    let mut last = None;
+    let mut cur = segs[0];
+    let mut i = 0;
+    loop {
+        if cur.last_gtid.is_some() {
+            last = cur.last_gtid;
+        }
+        if cur.stopped || i + 1 == segs.len() {
+            return last;
+        }
+        i += 1;
+        if cur.pos == segs[i].start {
+            cur = segs[i];
+        } else {
+            // the candidate was not an event of the sequential walk: walk its segment
+            let mut c = Chain::new(cur.pos, segs[i].end);
+            w.run(&mut c, pager);
+            cur = c;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
