@@ -11,6 +11,7 @@
 mod admin;
 mod archive;
 mod fetch;
+mod prefetch;
 mod push;
 mod spool;
 
@@ -113,7 +114,21 @@ pub fn command() -> Command {
                 .about("Restore one file (restore_command = 'walarchive fetch %f %p --archive DIR')")
                 .arg(Arg::new("name").required(true).value_name("NAME").help("WAL file name wanted (%f)"))
                 .arg(Arg::new("path").required(true).value_name("PATH").help("Where to write it (%p)"))
-                .arg(archive_arg()),
+                .arg(archive_arg())
+                .arg(
+                    Arg::new("prefetch")
+                        .long("prefetch")
+                        .value_name("N")
+                        .value_parser(value_parser!(u16).range(0..=64))
+                        .default_value("0")
+                        .help("After a segment, decode and verify the next N segments in the background into pg_wal/.walarchive-prefetch; PostgreSQL's call for one re-verifies it and gets it by a rename (see PREFETCH)"),
+                )
+                .arg(
+                    Arg::new("prefetch-worker")
+                        .long("prefetch-worker")
+                        .action(ArgAction::SetTrue)
+                        .hide(true),
+                ),
         )
         .subcommand(
             Command::new("cleanup")
@@ -243,6 +258,17 @@ enough: every write, truncate or rename of a file sets its ctime to the current 
 call can set a ctime to a chosen value, so a changed or replaced file shows a different
 ctime or inode. The record is trusted no further than that: a tampered record fails its
 checksum, a record of another file fails the identity.
+.SH PREFETCH
+With \fBfetch \-\-prefetch\fR \fIN\fR, each fetched segment starts a detached worker that
+decodes and verifies the next \fIN\fR segments of the timeline into
+\fBpg_wal/.walarchive\-prefetch/\fR while PostgreSQL replays. PostgreSQL's call for one of
+them never trusts that copy: it must have the segment size, the BLAKE3 named by the archive's
+current stored file and a valid header of this cluster; it is then fsynced and renamed to
+\fIPATH\fR (and \fIPATH\fR must be the inode that was verified). Anything else removes the copy
+and fetches as usual; a name the archive does not hold is "absent" (exit 1) whatever was
+prefetched. The first \fBpush\fR from that pg_wal (recovery is over) removes the directory.
+It pays where replay leaves a core idle or the archive is slow; on a busy two-core machine
+it only moves the work.
 .PP
 \fB\-\-level\fR \fB\-\fIN\fR is LZ4's acceleration \fIN\fR (as \fBlz4 \-\-fast=\fIN\fR): faster,
 larger files; the frames are standard either way.

@@ -958,6 +958,82 @@ fn ahead_records_confirm_only_an_unchanged_source() {
 }
 
 #[test]
+fn prefetch_keeps_fetch_guarantees() {
+    let e = env("prefetch");
+    ok(&e.push(SEG9));
+    ok(&e.push(SEG0A));
+    let pg_wal = e.s.path("pg_wal");
+    fs::create_dir_all(&pg_wal).unwrap();
+    let dest = pg_wal.join("RECOVERYXLOG");
+    let pre = pg_wal.join(".walarchive-prefetch").join(SEG0A);
+    let fetch = |name: &str| {
+        let _ = fs::remove_file(&dest);
+        wa(&[
+            "fetch",
+            name,
+            dest.to_str().unwrap(),
+            "--archive",
+            e.arch.to_str().unwrap(),
+            "--prefetch",
+            "4",
+        ])
+    };
+    // The detached worker: wait for its file and for its lock to be free.
+    let settle = || {
+        for _ in 0..200 {
+            if pre.exists() {
+                let l = fs::File::open(pg_wal.join(".walarchive-prefetch/.lock")).unwrap();
+                if nix::fcntl::Flock::lock(l, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("0A was not prefetched");
+    };
+    let want0a = fs::read(e.src.join(SEG0A)).unwrap();
+    ok(&fetch(SEG9));
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG9)).unwrap()
+    );
+    settle();
+    // PostgreSQL's call for 0A: served from the prefetched copy (consumed), same bytes.
+    ok(&fetch(SEG0A));
+    assert_eq!(fs::read(&dest).unwrap(), want0a);
+    assert!(!pre.exists(), "prefetched copy not consumed");
+
+    // A damaged prefetched copy is never handed over: the plain path gives the right bytes.
+    ok(&fetch(SEG9));
+    settle();
+    let mut d = fs::read(&pre).unwrap();
+    d[5_000_000] ^= 0x40;
+    fs::write(&pre, &d).unwrap();
+    ok(&fetch(SEG0A));
+    assert_eq!(fs::read(&dest).unwrap(), want0a);
+    assert!(!pre.exists());
+
+    // The archive decides: once 0A is gone from it, a prefetched copy does not make it
+    // "present" — exit 1, as without prefetch, and the copy is removed.
+    ok(&fetch(SEG9));
+    settle();
+    let stored = e.stored(SEG0A);
+    let keep = fs::read(&stored[0]).unwrap();
+    fs::remove_file(&stored[0]).unwrap();
+    let o = fetch(SEG0A);
+    assert_eq!(status_code(&o), 1, "{}", stderr(&o));
+    assert!(!pre.exists());
+    fs::write(&stored[0], keep).unwrap();
+
+    // A push from this pg_wal (recovery is over) removes whatever was prefetched.
+    ok(&fetch(SEG9));
+    settle();
+    fs::copy(e.src.join(SEG9), pg_wal.join(SEG9)).unwrap();
+    ok(&e.push_from(&pg_wal.join(SEG9), SEG9, &[]));
+    assert!(!pg_wal.join(".walarchive-prefetch").exists());
+}
+
+#[test]
 fn killed_fetch_leaves_no_temp_for_good() {
     let e = env("killfetch");
     ok(&e.push(SEG9));

@@ -146,7 +146,10 @@ fn pitr_timeline_switch_cleanup_and_corruption() {
     let archive = s.path("walarch");
     fs::create_dir(&archive).unwrap();
     let (sb, w) = primary(&s.0, 55410, &archive, " --ahead 8");
-    let fetch = format!("{w} fetch %f %p --archive {}", archive.display());
+    let fetch = format!(
+        "{w} fetch %f %p --archive {} --prefetch 4",
+        archive.display()
+    );
     let push = format!("{w} push %p %f --archive {}", archive.display());
 
     sb.ok(&["load", "--segments", "2"]);

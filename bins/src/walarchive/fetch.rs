@@ -17,10 +17,10 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 use clap::ArgMatches;
 use lampvault::durable::{self, TempFile};
 use lampvault::wal::page::check_segment;
-use lampvault::wal::store::{decode_stored, INFO_FILE, TEMP_PREFIX};
+use lampvault::wal::store::{decode_stored, ArchiveInfo, INFO_FILE, TEMP_PREFIX};
 use lampvault::wal::{parse_history, WalKind, WalName};
 
-use super::{archive, FETCH_FAIL};
+use super::{archive, prefetch, FETCH_FAIL};
 use crate::common::{errno_text, Failure};
 
 fn fail(msg: impl Into<String>) -> Failure {
@@ -53,10 +53,18 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
         }
         Err(e) => return Err(io_fail(root.join(INFO_FILE).display(), &e)),
     };
+    if m.get_flag("prefetch-worker") {
+        let n = usize::from(*m.get_one::<u16>("prefetch").expect("default"));
+        prefetch::work(&wal, &dest, root, &info, n);
+        return Ok(0);
+    }
     let dir = archive::dir_for(root, &wal);
     let (found, _) = archive::entries_for(&dir, &name).map_err(|e| io_fail(dir.display(), &e))?;
     let entry = match found.len() {
-        0 => return Err(Failure::new(1, "")),
+        0 => {
+            prefetch::discard(&dest, &wal);
+            return Err(Failure::new(1, ""));
+        }
         1 => &found[0],
         _ => {
             return Err(fail(format!(
@@ -65,35 +73,84 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
             )))
         }
     };
+    if wal.kind == WalKind::Segment && prefetch::take(&dest, &wal, &entry.stored, &info) {
+        spawn_prefetch(m, &wal, &dest, root);
+        return Ok(0);
+    }
+    let data = read_verified(&wal, entry, &info).map_err(fail)?;
+    write_dest(&dest, &data)?;
+    if wal.kind == WalKind::Segment {
+        spawn_prefetch(m, &wal, &dest, root);
+    }
+    Ok(0)
+}
+
+/// `--prefetch N`: start a detached worker (this program, `--prefetch-worker`) that
+/// decodes and verifies the next N segments into `dirname(%p)/.walarchive-prefetch` while
+/// PostgreSQL replays this one (prefetch.rs). Failing to start it changes nothing.
+fn spawn_prefetch(m: &ArgMatches, wal: &WalName, dest: &Path, root: &Path) {
+    let n = *m.get_one::<u16>("prefetch").expect("default");
+    if n == 0 {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let _ = std::process::Command::new(exe)
+        .arg("fetch")
+        .arg(wal.to_string())
+        .arg(dest)
+        .arg("--archive")
+        .arg(root)
+        .arg("--prefetch")
+        .arg(n.to_string())
+        .arg("--prefetch-worker")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// Read a stored file and check everything fetch promises before exit 0: the BLAKE3 in its
+/// name, and for segments the page header against the name and the archive's cluster.
+pub(super) fn read_verified(
+    wal: &WalName,
+    entry: &archive::Entry,
+    info: &ArchiveInfo,
+) -> Result<Vec<u8>, String> {
+    let name = wal.to_string();
     let limit = if wal.has_pages() {
         info.seg_size as usize
     } else {
         64 << 20
     };
-    let bytes = fs::read(&entry.path).map_err(|e| io_fail(entry.path.display(), &e))?;
+    let bytes = fs::read(&entry.path)
+        .map_err(|e| format!("{}: {}", entry.path.display(), errno_text(&e)))?;
     let data = decode_stored(&entry.stored, &bytes, limit)
-        .map_err(|e| fail(format!("{name}: {} is corrupt: {e}", entry.path.display())))?;
+        .map_err(|e| format!("{name}: {} is corrupt: {e}", entry.path.display()))?;
+    check_content(wal, &data, info)
+        .map_err(|e| format!("{name}: {}: {e}", entry.path.display()))?;
+    Ok(data)
+}
+
+/// The header / history checks of a file about to be handed to PostgreSQL.
+pub(super) fn check_content(wal: &WalName, data: &[u8], info: &ArchiveInfo) -> Result<(), String> {
     match wal.kind {
         WalKind::Segment | WalKind::Partial => {
-            let h = check_segment(&wal, &data, Some(info.magic))
-                .map_err(|e| fail(format!("{name}: {}: {e}", entry.path.display())))?;
+            let h = check_segment(wal, data, Some(info.magic)).map_err(|e| e.to_string())?;
             if h.sysid != info.system_id || h.seg_size != info.seg_size || h.magic != info.magic {
-                return Err(fail(format!(
-                    "{name}: {} belongs to system identifier {} (archive: {}); refused",
-                    entry.path.display(),
-                    h.sysid,
-                    info.system_id
-                )));
+                return Err(format!(
+                    "belongs to system identifier {} (archive: {}); refused",
+                    h.sysid, info.system_id
+                ));
             }
         }
         WalKind::History => {
-            parse_history(wal.tli, &data)
-                .map_err(|e| fail(format!("{name}: {}: {e}", entry.path.display())))?;
+            parse_history(wal.tli, data).map_err(|e| e.to_string())?;
         }
         WalKind::Backup { .. } => {}
     }
-    write_dest(&dest, &data)?;
-    Ok(0)
+    Ok(())
 }
 
 /// Write `%p` through a temporary name in its directory; never leave a partial `%p`.

@@ -72,6 +72,8 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
         }
         Err(e) => return Err(Failure::io(format_args!("{}: archive", root.display()), &e)),
     }
+    // The server archives: its recovery is over, prefetched segments are of no use.
+    super::prefetch::remove_all(Path::new(path));
     // A segment pushed ahead by an earlier call: confirmed from its record when that proves
     // the archive holds exactly %p's content (spool.rs), else the full path below.
     if wal.kind == WalKind::Segment && spool::confirm(Path::new(path), &wal, root) {
