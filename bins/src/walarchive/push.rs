@@ -265,7 +265,7 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<Pushed,
         let mut rest = Vec::new();
         file.read_to_end(&mut rest).ctx(path.display())?;
         h.update(&rest);
-        let stored = already_archived(&name, &dir, &existing, &h.finalize())?;
+        let stored = already_archived(&name, root, &dir, &existing, &h.finalize())?;
         let ident = settled(&file);
         return Ok(Pushed { stored, ident });
     }
@@ -307,7 +307,7 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<Pushed,
             drop(tmp);
             drop(lock);
             sync_dirs(&dir, root, root_changed)?;
-            let stored = already_archived(&name, &dir, &existing, &hash)?;
+            let stored = already_archived(&name, root, &dir, &existing, &hash)?;
             return Ok(Pushed { stored, ident });
         }
         match tmp.publish_noreplace(&stored.file_name()) {
@@ -320,7 +320,7 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<Pushed,
                 drop(lock);
                 sync_dirs(&dir, root, root_changed)?;
                 let (existing, _) = archive::entries_for(&dir, &name).ctx(dir.display())?;
-                let stored = already_archived(&name, &dir, &existing, &hash)?;
+                let stored = already_archived(&name, root, &dir, &existing, &hash)?;
                 Ok(Pushed { stored, ident })
             }
             Err(e) => Err(io_fail(&name, &dir, "renaming into place", &e)),
@@ -747,6 +747,7 @@ fn write_whole(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> io:
 /// intact (then fsync it), refuse anything else (spec §1.4).
 fn already_archived(
     name: &str,
+    root: &Path,
     dir: &Path,
     existing: &[Entry],
     hash: &[u8; 32],
@@ -767,7 +768,7 @@ fn already_archived(
     }
     // Same BLAKE3 = same content (spec §1.4). The stored copy reached its final name only
     // by a rename after fsync, so it is complete; `verify` re-reads archived files. Make it
-    // durable again (the earlier push may have died before its directory fsync).
+    // durable again (the earlier push may have died before its directory fsyncs).
     let f = fs::File::open(&e.path).ctx(e.path.display())?;
     if f.metadata().ctx(e.path.display())?.len() == 0 {
         return Err(Failure::failed(format!(
@@ -776,6 +777,8 @@ fn already_archived(
         )));
     }
     f.sync_all().ctx(e.path.display())?;
-    durable::sync_dir(dir).ctx(dir.display())?;
+    // The directory entry, and the subdirectory's own entry in the root (its creator may
+    // still be before its root fsync); with nothing new to commit these are cheap.
+    sync_dirs(dir, root, true)?;
     Ok(e.stored)
 }

@@ -17,7 +17,7 @@
 //! The confirmation (PostgreSQL's later call, [`confirm`]) opens `%p`, `fstat`s the open
 //! file and requires all five fields to equal the record's, the record's check to verify,
 //! its name to be `%f`, and `<stored file>` to exist under the current `--archive` (which
-//! binds the record to this archive); it then fsyncs that file and its directory again,
+//! binds the record to this archive); it then fsyncs that file, its directory and the root,
 //! removes the record and exits 0. Anything else removes the record and takes the full path
 //! (read, hash, compare; a different content is refused as always).
 //!
@@ -177,6 +177,9 @@ pub fn confirm(pg_path: &Path, wal: &WalName, root: &Path) -> bool {
         }
         f.sync_all().ok()?;
         durable::sync_dir(&dir).ok()?;
+        if dir != root {
+            durable::sync_dir(root).ok()?;
+        }
         Some(())
     })()
     .is_some();
