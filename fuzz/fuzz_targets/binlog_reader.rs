@@ -64,4 +64,15 @@ fuzz_target!(|data: &[u8]| {
         let _ = binlog::locate(&b, p);
     }
     let _ = binlog::verify::verify_all(&b, 1);
+    // the header hop: chains resynchronised anywhere give the sequential answer
+    let tail = &data[data.len().saturating_sub(4)..];
+    let t = i64::from(u32::from_le_bytes(
+        [0, 1, 2, 3].map(|i| tail.get(i).copied().unwrap_or(0)),
+    ));
+    let seq = binlog::hop::resume_point_seq(&b, t);
+    for (chains, seg) in [(8, 16), (3, 200)] {
+        let par = binlog::hop::resume_point_with(&b, t, chains, 1, seg, &binlog::mapped::NoPager);
+        assert_eq!(par, seq);
+    }
+    assert!(seq.is_none_or(|o| o < len));
 });

@@ -31,7 +31,7 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
         }
     };
     for f in &a.files {
-        let inp = match input::load(f, true) {
+        let inp = match input::load(f, false) {
             Ok(i) => i,
             Err(e) => {
                 note(e.code, e.msg);
@@ -47,11 +47,8 @@ pub fn run(a: VerifyArgs) -> Result<u8, Failure> {
             }
         };
         let len = b.len();
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(4);
-        let (n, bad) = lampvault::binlog::verify::verify_all(&b, threads);
+        let (n, bad) =
+            lampvault::binlog::verify::verify_all_paged(&b, input::threads(), &inp.bytes);
         match bad {
             None => {
                 if a.verbose {

@@ -106,9 +106,11 @@ impl Chain {
             if behind > self.populated_from {
                 pager.release(self.populated_from, behind - self.populated_from);
             }
-            pager.populate(self.pos, POPULATE_CHUNK);
+            // start small (a chain past the window stops at its first event), then grow
+            let n = ((self.populated - self.populated_from) * 2).clamp(64 << 10, POPULATE_CHUNK);
+            pager.populate(self.pos, n);
             self.populated_from = self.pos;
-            self.populated = self.pos + POPULATE_CHUNK;
+            self.populated = self.pos + n;
         }
     }
 }
@@ -216,6 +218,26 @@ impl Walker<'_> {
     }
 }
 
+/// Up to `n - 1` likely event starts after the FDE, near `len / n * k` (k = 1..n), in
+/// rising order, found by the resync scan (log_pos matching; see the module doc). Only
+/// candidates: a walk that uses one must check that the walk before it lands there.
+pub fn split_candidates(b: &Binlog<'_>, n: usize) -> Vec<u64> {
+    let w = walker(b, i64::MAX);
+    let known = known_table();
+    let first = b.after_fde();
+    let len = b.len();
+    let mut out: Vec<u64> = Vec::new();
+    for k in 1..n as u64 {
+        let nominal = first + (len.saturating_sub(first)) / n as u64 * k;
+        if let Some(o) = w.resync(nominal, &known) {
+            if o > out.last().copied().unwrap_or(first) {
+                out.push(o);
+            }
+        }
+    }
+    out
+}
+
 fn walker<'a>(b: &Binlog<'a>, t: i64) -> Walker<'a> {
     let hl = b.format.header_len as usize;
     Walker {
@@ -251,7 +273,9 @@ pub fn resume_point(
     resume_point_with(b, t, chains, threads, MIN_SEGMENT, pager)
 }
 
-fn resume_point_with(
+/// [`resume_point`] with segments as short as `min_segment` bytes (tests and fuzzing split
+/// small files into many chains with it).
+pub fn resume_point_with(
     b: &Binlog<'_>,
     t: i64,
     chains: usize,
@@ -283,13 +307,22 @@ fn resume_point_with(
     if threads == 1 {
         w.run_interleaved(&mut segs, pager);
     } else {
-        let per = segs.len().div_ceil(threads);
+        // chain i on thread i % threads: every thread gets chains from the whole file, so
+        // the ones before the window (the only ones with work) are shared out
+        let mut parts: Vec<Vec<Chain>> = (0..threads)
+            .map(|t| segs.iter().skip(t).step_by(threads).copied().collect())
+            .collect();
         std::thread::scope(|s| {
             let w = &w;
-            for part in segs.chunks_mut(per) {
+            for part in parts.iter_mut() {
                 s.spawn(move || w.run_interleaved(part, pager));
             }
         });
+        for (t, part) in parts.into_iter().enumerate() {
+            for (j, c) in part.into_iter().enumerate() {
+                segs[t + j * threads] = c;
+            }
+        }
     }
     combine(&w, &segs, pager)
 }
