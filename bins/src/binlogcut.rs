@@ -161,6 +161,13 @@ binary log, not SQL; CRC32s are always checked. Positions in the output keep the
 values (mysqlbinlog prints them as \fIend_log_pos\fR). MariaDB encrypted binlogs and MySQL
 encrypted binlogs are refused (read them through the server). MySQL 8 compressed
 transactions (Transaction_payload) are copied whole, never decompressed.
+.PP
+Speed: with only datetime bounds, the part of a file before the window is crossed by
+reading event headers alone, on several threads at once (a thread starts mid-file at an
+event whose \fIlog_pos\fR matches its offset, and its work counts only if the thread before
+it lands exactly there), so the result is the same as reading every event; only the
+window's events are grouped and CRC-checked. Closed files are memory-mapped chunk by chunk
+just ahead of where they are read.
 .SH EXAMPLES
 Restore up to just before a mistake made at 12:00:00 UTC:
 .PP

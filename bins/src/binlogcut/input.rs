@@ -50,9 +50,13 @@ pub fn warn(msg: impl std::fmt::Display) {
 }
 
 /// Worker threads for CRC checks and the header hop: the CPUs we may use, at most 4.
+/// (Asked once: the answer comes from /proc and cgroup files.)
 pub fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4)
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4)
+    })
 }
