@@ -90,6 +90,13 @@ pub fn command() -> Command {
                 .help("Leave out the transactions of this MySQL GTID set"),
         )
         .arg(
+            Arg::new("server-id")
+                .long("server-id")
+                .value_name("ID")
+                .value_parser(clap::value_parser!(u32))
+                .help("Keep only the transactions written by the server with this server_id"),
+        )
+        .arg(
             Arg::new("output")
                 .short('o')
                 .long("output")
@@ -161,6 +168,10 @@ binary log, not SQL; CRC32s are always checked. Positions in the output keep the
 values (mysqlbinlog prints them as \fIend_log_pos\fR). MariaDB encrypted binlogs and MySQL
 encrypted binlogs are refused (read them through the server). MySQL 8 compressed
 transactions (Transaction_payload) are copied whole, never decompressed.
+\fB--server-id\fR keeps a transaction when its first event comes from that server
+(mysqlbinlog tests each event; a transaction's events all carry its server's id); as with
+mysqlbinlog, another server's transaction still opens a \fB--start-datetime\fR window and
+ends a \fB--stop-datetime\fR one. \fB--database\fR is not implemented.
 .PP
 Speed: with only datetime bounds, the part of a file before the window is crossed by
 reading event headers alone, on several threads at once (a thread starts mid-file at an
@@ -265,6 +276,7 @@ fn window(m: &ArgMatches) -> Result<Window, Failure> {
     if let Some(s) = get("include-gtids") {
         w.include = Some(opts::parse_gtid_set("--include-gtids", s).map_err(Failure::usage)?);
     }
+    w.server_id = m.get_one::<u32>("server-id").copied();
     if let Some(s) = get("exclude-gtids") {
         w.exclude = Some(opts::parse_gtid_set("--exclude-gtids", s).map_err(Failure::usage)?);
     }

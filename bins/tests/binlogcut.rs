@@ -830,9 +830,9 @@ fn crc32(b: &[u8]) -> u32 {
 
 /// `copies` copies of a fixture's events after its FDE, each copy's timestamps moved on by
 /// `shift` seconds more than the last, log_pos rewritten to the new offsets and CRCs
-/// recomputed: a long, well-formed binlog (megabytes, so the cut hops with several chains
+/// recomputed (`alt_server`: every odd copy written by server_id 2): a long, well-formed binlog (megabytes, so the cut hops with several chains
 /// and checks CRCs on several threads).
-fn stretch(rel: &str, copies: u32, shift: u32) -> Vec<u8> {
+fn stretch(rel: &str, copies: u32, shift: u32, alt_server: bool) -> Vec<u8> {
     use lampvault::binlog::Binlog;
     let d = std::fs::read(f(rel)).unwrap();
     let b = Binlog::open(&d).unwrap();
@@ -858,6 +858,9 @@ fn stretch(rel: &str, copies: u32, shift: u32) -> Vec<u8> {
             let ts = u32::from_le_bytes(ev[0..4].try_into().unwrap()) + k * shift;
             ev[0..4].copy_from_slice(&ts.to_le_bytes());
             ev[13..17].copy_from_slice(&((start + n) as u32).to_le_bytes());
+            if alt_server && k % 2 == 1 {
+                ev[5..9].copy_from_slice(&2u32.to_le_bytes());
+            }
             if code == 162 {
                 // MariaDB Gtid: seq_no must keep rising (the peer checks the order)
                 let seq =
@@ -893,7 +896,7 @@ fn big_files_cut_like_the_peer() {
     ];
     for (rel, copies, shift, base) in cases {
         let big = s.path("big.bin");
-        std::fs::write(&big, stretch(rel, copies, shift)).unwrap();
+        std::fs::write(&big, stretch(rel, copies, shift, false)).unwrap();
         let bs = big.to_str().unwrap();
         let o = run(&["verify", bs]);
         assert_eq!(status_code(&o), 0, "{rel}: {}", stderr(&o));
@@ -977,4 +980,58 @@ fn big_files_cut_like_the_peer() {
     assert_eq!(offs.len(), 2, "{}", stderr(&o));
     assert_eq!(offs[0].to_string(), first);
     assert!(offs[0] < x as u64 && offs[1] < y as u64 && offs[1] > x as u64);
+}
+
+/// --server-id keeps one server's transactions, as mariadb-binlog --server-id does (also
+/// combined with a datetime window).
+#[test]
+fn server_id_like_the_peer() {
+    if !have_peer() {
+        return;
+    }
+    let s = Scratch::new("blc-sid");
+    let two = s.path("two.bin");
+    std::fs::write(
+        &two,
+        stretch(
+            "mariadb-pitr/row-crc32/binlogs/mysql-bin.000002",
+            6,
+            60,
+            true,
+        ),
+    )
+    .unwrap();
+    let ts = two.to_str().unwrap();
+    for w in [
+        vec!["--server-id=2"],
+        vec!["--server-id=1"],
+        vec!["--server-id=3"],
+        vec![
+            "--server-id=2",
+            "--start-datetime=2026-11-24 15:25:15",
+            "--stop-datetime=2026-11-24 15:28:20",
+        ],
+    ] {
+        let out = s.path("w.bin");
+        let mut a = vec!["-o", out.to_str().unwrap()];
+        a.extend(&w);
+        a.push(ts);
+        let o = run(&a);
+        assert_eq!(status_code(&o), 0, "{w:?}: {}", stderr(&o));
+        let mut pa = w.clone();
+        pa.push(ts);
+        let (pc, want) = peer_sql(&pa);
+        assert_eq!(pc, 0, "{w:?}");
+        let (oc, got) = peer_sql(&["--verify-binlog-checksum", out.to_str().unwrap()]);
+        assert_eq!(oc, 0, "{w:?}");
+        assert_same(&got, &want, &format!("{w:?}"));
+        let n = run(&["list", out.to_str().unwrap()]);
+        let kept = String::from_utf8_lossy(&n.stdout).lines().count();
+        match w[0] {
+            "--server-id=3" => assert_eq!(kept, 0),
+            _ => assert!(kept > 0, "{w:?}"),
+        }
+    }
+    let o = run(&["--server-id=x", ts]);
+    assert_eq!(status_code(&o), 2);
 }

@@ -66,6 +66,8 @@ pub struct Group<'a> {
     /// Offset of the last event.
     pub last_event: u64,
     pub first_ts: u32,
+    /// Server id of the first event (the server that wrote the transaction).
+    pub server_id: u32,
     /// Largest header timestamp in the group: the commit time in practice (spec §7).
     pub max_ts: u32,
     pub events: u32,
@@ -344,6 +346,7 @@ impl<'a> Groups<'a> {
             end: ev.end(),
             last_event: ev.offset,
             first_ts: ev.header.timestamp,
+            server_id: ev.header.server_id,
             max_ts: ev.header.timestamp,
             events: 0,
             gtid: Gtid::None,

@@ -11,6 +11,8 @@
 //! * `--start-position=N` in the middle of a group starts at the next group;
 //! * `--start-datetime`: the window opens at the first group whose time is ≥ T, or at the
 //!   first control event (not the FDE) with a timestamp ≥ T, like the peer's first event;
+//! * `--server-id=N` keeps a group when its first event is from server N (the peer tests
+//!   every event; a group's events all carry its server's id);
 //! * start GTIDs skip groups of that domain with seq_no ≤ N (exclusive), stop GTIDs keep
 //!   them up to seq_no N (inclusive) and end the cut when every listed domain is done.
 //!
@@ -31,6 +33,8 @@ pub struct Window {
     pub stop_gtids: Vec<MariadbGtid>,
     pub include: Option<GtidSet>,
     pub exclude: Option<GtidSet>,
+    /// Keep only the groups written by this server (the first event's server id).
+    pub server_id: Option<u32>,
 }
 
 /// The verdict on one group.
@@ -171,6 +175,11 @@ impl Selector {
                     };
                 }
             }
+        }
+        // after the datetime rules, as the peer: another server's event still opens a
+        // --start-datetime window and ends a --stop-datetime one
+        if self.w.server_id.is_some_and(|id| id != g.server_id) {
+            return Decision::Skip;
         }
         if let Some(inc) = &self.w.include {
             match g.gtid {
