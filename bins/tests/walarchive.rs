@@ -1307,3 +1307,61 @@ fn ahead_pushes_ready_segments_with_the_same_checks() {
         .status
         .success());
 }
+
+/// A source truncated while push reads it (through its map: SIGBUS territory) — never by
+/// PostgreSQL, but it must not end with a signal, a partial final file or a wrong exit 0:
+/// exit 0 only with the complete original archived, else exit 1 with a message.
+#[test]
+fn source_truncated_during_push_fails_cleanly() {
+    let e = env("trunc");
+    ok(&e.push(SEG0A)); // records the cluster
+    let orig = fs::read(e.src.join(SEG9)).unwrap();
+    let victim = e.s.path("victim");
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D ^ u64::from(std::process::id());
+    let (mut sigbus, mut archived) = (0, 0);
+    for i in 0..30 {
+        fs::write(&victim, &orig).unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let c = Command::new(bin("walarchive"))
+            .args([
+                "push",
+                victim.to_str().unwrap(),
+                SEG9,
+                "--archive",
+                e.arch.to_str().unwrap(),
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(seed % 12_000));
+        fs::File::options()
+            .write(true)
+            .open(&victim)
+            .unwrap()
+            .set_len((1 << 20) + 4096)
+            .unwrap();
+        let o = c.wait_with_output().unwrap();
+        let code = o.status.code();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(
+            code == Some(0) || code == Some(1),
+            "iteration {i}: push ended by {:?}, stderr: {err}",
+            o.status
+        );
+        if err.contains("SIGBUS") {
+            sigbus += 1;
+        }
+        for f in e.stored(SEG9) {
+            let st = StoredName::parse(f.file_name().unwrap().to_str().unwrap()).unwrap();
+            let back = decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20)
+                .unwrap_or_else(|err| panic!("iteration {i}: bad final file: {err}"));
+            assert!(back == orig, "iteration {i}: archived bytes differ");
+            assert_eq!(code, Some(0), "iteration {i}: archived but exit 1: {err}");
+            archived += 1;
+            fs::remove_file(&f).unwrap();
+        }
+    }
+    eprintln!("30 truncated pushes: {archived} archived before the truncation, {sigbus} stopped by SIGBUS");
+}

@@ -19,7 +19,7 @@ const YOUNG_DIR: Duration = Duration::from_secs(60);
 
 use clap::ArgMatches;
 use lampvault::durable::{self, DirLock, TempFile};
-use lampvault::sys::writeback;
+use lampvault::sys::{mapsource, writeback};
 use lampvault::wal::page::{pg_version_of, LongHeader};
 use lampvault::wal::store::{self, hex, ArchiveInfo, StoredName, INFO_FILE, TEMP_PREFIX};
 use lampvault::wal::{lz4frame, parse_history, WalKind, WalName};
@@ -584,16 +584,38 @@ impl Drop for Pooled<'_> {
     }
 }
 
+/// A block of the source: read into a pooled buffer, or a slice of the source's map.
+enum Block<'a> {
+    Owned(Pooled<'a>),
+    Mapped(&'a [u8]),
+}
+
+impl std::ops::Deref for Block<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Block::Owned(p) => &p.data,
+            Block::Mapped(s) => s,
+        }
+    }
+}
+
+/// What a push says when a mapped source shrinks under it (see `lampvault::sys::mapsource`).
+const SIGBUS_MSG: &[u8] =
+    b"walarchive: push: a source file shrank while being read (SIGBUS); nothing archived by this call\n";
+
 /// Blocks read but not yet taken by a compression worker: bounds the memory in flight so
 /// that buffers come back to the pool.
 const READ_AHEAD: usize = 4;
 
-/// The segment pipeline: this thread reads 1 MiB blocks (the first is `head`) and hands
-/// each to the hasher (in order) and to the compression workers (any order); a writer
+/// The segment pipeline: this thread takes 1 MiB blocks (the first is `head`, the others
+/// slices of a read-only map of the source, faulted in ahead with MADV_POPULATE_READ, or
+/// `read()` into pooled buffers where mapping fails) and hands each to the hasher (in
+/// order) and to the compression workers (any order); a writer
 /// thread puts the encoded blocks into `out` in order as they come. Reading, hashing,
 /// compressing and writing overlap; the frame is the same as `compress_parallel`'s.
 fn stream_content(
-    head: Vec<u8>,
+    mut head: Vec<u8>,
     file: &mut fs::File,
     len: u64,
     out: &mut TempFile,
@@ -606,28 +628,34 @@ fn stream_content(
     let nblocks = len.div_ceil(bs) as usize;
     let cap = nblocks.max(1);
     let (in_pool, out_pool) = (Pool::default(), Pool::default());
+    // The rest of the source is read through a map (no copy into buffers; ~3 ms less CPU
+    // per dense segment), `read()` where mapping fails. A source truncated under the map
+    // (never by PostgreSQL) raises SIGBUS: the handler then exits 1 as a short read does.
+    let map = mapsource::exit_on_sigbus(SIGBUS_MSG, 1)
+        .ok()
+        .and_then(|()| mapsource::map_source(file, len).ok());
     std::thread::scope(|s| {
-        let (tx_h, rx_h) = sync_channel::<Arc<Pooled>>(cap);
+        let (tx_h, rx_h) = sync_channel::<Arc<Block>>(cap);
         let hasher = s.spawn(move || {
             let mut h = store::ContentHasher::new();
             for b in rx_h {
-                h.update(&b.data);
+                h.update(&b);
             }
             h.finalize()
         });
-        let (tx_w, rx_w) = sync_channel::<(usize, Arc<Pooled>)>(cap);
+        let (tx_w, rx_w) = sync_channel::<(usize, Arc<Block>)>(cap);
         let writer = s.spawn(move || -> io::Result<()> {
             let mut written = 0u64;
             if compress {
                 put(out, &mut written, &lz4frame::frame_header(len))?;
             }
-            let mut pending: Vec<Option<Arc<Pooled>>> = vec![None; nblocks];
+            let mut pending: Vec<Option<Arc<Block>>> = vec![None; nblocks];
             let mut next = 0;
             for (i, b) in rx_w {
                 pending[i] = Some(b);
                 while next < nblocks {
                     let Some(b) = pending[next].take() else { break };
-                    put(out, &mut written, &b.data)?;
+                    put(out, &mut written, &b)?;
                     next += 1;
                 }
             }
@@ -642,7 +670,7 @@ fn stream_content(
             }
             Ok(())
         });
-        let (tx_c, rx_c) = sync_channel::<(usize, Arc<Pooled>)>(READ_AHEAD);
+        let (tx_c, rx_c) = sync_channel::<(usize, Arc<Block>)>(READ_AHEAD);
         let rx_c = Arc::new(Mutex::new(rx_c));
         if compress {
             for _ in 0..o.threads.max(1) {
@@ -655,12 +683,12 @@ fn stream_content(
                         .unwrap_or(Err(std::sync::mpsc::RecvError));
                     let Ok((i, b)) = job else { break };
                     let mut enc = out_pool.get();
-                    lz4frame::encode_block_into(&b.data, level, &mut enc);
+                    lz4frame::encode_block_into(&b, level, &mut enc);
                     drop(b);
-                    let enc = Pooled {
+                    let enc = Block::Owned(Pooled {
                         data: enc,
                         pool: out_pool,
-                    };
+                    });
                     if tx_w.send((i, Arc::new(enc))).is_err() {
                         break;
                     }
@@ -668,15 +696,26 @@ fn stream_content(
             }
         }
         let mut read_err = None;
-        let mut block = head;
         let mut done = 0u64;
         for i in 0..nblocks {
-            if i > 0 {
-                let want = (len - done).min(bs);
+            let want = (len - done).min(bs);
+            let block = if i == 0 {
+                Block::Owned(Pooled {
+                    data: std::mem::take(&mut head),
+                    pool: &in_pool,
+                })
+            } else if let Some(m) = &map {
+                let at = done as usize;
+                mapsource::populate(m, at, want as usize);
+                Block::Mapped(&m[at..at + want as usize])
+            } else {
                 let mut b = in_pool.get();
                 b.clear();
                 match (&mut *file).take(want).read_to_end(&mut b) {
-                    Ok(n) if n as u64 == want => block = b,
+                    Ok(n) if n as u64 == want => Block::Owned(Pooled {
+                        data: b,
+                        pool: &in_pool,
+                    }),
                     Ok(_) => {
                         read_err = Some(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -689,12 +728,9 @@ fn stream_content(
                         break;
                     }
                 }
-            }
+            };
             done += block.len() as u64;
-            let b = Arc::new(Pooled {
-                data: std::mem::take(&mut block),
-                pool: &in_pool,
-            });
+            let b = Arc::new(block);
             let _ = tx_h.send(Arc::clone(&b));
             let _ = if compress {
                 tx_c.send((i, b))

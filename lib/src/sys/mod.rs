@@ -10,6 +10,7 @@ pub mod fdkind;
 pub mod freeze;
 pub mod ioctltrace;
 pub mod localtime;
+pub mod mapsource;
 pub mod mtio;
 pub mod prefetch;
 pub mod signals;
