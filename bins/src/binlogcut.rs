@@ -97,6 +97,13 @@ pub fn command() -> Command {
                 .help("Keep only the transactions written by the server with this server_id"),
         )
         .arg(
+            Arg::new("database")
+                .long("database")
+                .short('d')
+                .value_name("DB")
+                .help("Keep only the transactions of database DB: statements by their default database (USE), row changes by their table's database, as mysqlbinlog; a transaction that also changes another database is refused unless --force (see NOTES)"),
+        )
+        .arg(
             Arg::new("output")
                 .short('o')
                 .long("output")
@@ -248,7 +255,19 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
             force: m.get_flag("force"),
             strict: m.get_flag("strict"),
             verbose: m.get_flag("verbose"),
+            database: database(m)?,
         }),
+    }
+}
+
+fn database(m: &ArgMatches) -> Result<Option<String>, Failure> {
+    match m.get_one::<String>("database") {
+        None => Ok(None),
+        Some(d) if d.is_empty() => Err(Failure::usage("--database: empty database name")),
+        Some(d) if d.len() > 255 => Err(Failure::usage(format!(
+            "--database: '{d}' is longer than a binlog can name (255 bytes)"
+        ))),
+        Some(d) => Ok(Some(d.clone())),
     }
 }
 

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 
+use lampvault::binlog::dbfilter::{self, DbVerdict};
 use lampvault::binlog::reader::{parse_fde, Format};
 use lampvault::binlog::{
     self, types, Binlog, Decision, ErrorKind, Group, Groups, Kind, Position, Selector, StopCause,
@@ -35,6 +36,8 @@ pub struct CutArgs {
     pub force: bool,
     pub strict: bool,
     pub verbose: bool,
+    /// `--database=DB`: keep only the transactions of this default database.
+    pub database: Option<String>,
 }
 
 /// Bytes `start..end` of input `file`.
@@ -281,7 +284,11 @@ fn plan(
                         ));
                     }
                 }
-                Decision::Keep | Decision::KeepThenStop => keep(a, &mut p, &g, b, fde, name)?,
+                Decision::Keep | Decision::KeepThenStop => {
+                    if database_keeps(a, &g, b, binlogs, fde, name)? {
+                        keep(a, &mut p, &g, b, fde, name)?
+                    }
+                }
             }
             // a relay log can carry a (master's) FDE inside a transaction: it rules what follows
             if g.kind != Kind::Control && g.types.contains(types::FORMAT_DESCRIPTION) {
@@ -315,6 +322,58 @@ fn plan(
         }
     }
     Ok(p)
+}
+
+/// `--database`: keep a group whose data events are all DB's (or that has none), drop one
+/// with none of DB's; a group mixing DB and other databases, or whose databases cannot be
+/// read (compressed Transaction_payload, old LOAD DATA events), is refused unless `--force`,
+/// which keeps it whole.
+fn database_keeps(
+    a: &CutArgs,
+    g: &Group<'_>,
+    b: &Binlog<'_>,
+    binlogs: &[Binlog<'_>],
+    fde: Range,
+    name: &str,
+) -> Result<bool, Failure> {
+    let Some(db) = a.database.as_deref() else {
+        return Ok(true);
+    };
+    if !g.complete {
+        // left out with a warning by keep()
+        return Ok(true);
+    }
+    let fmt = parse_fde(slice(binlogs, fde), fde.start, false).unwrap_or_else(|_| b.format.clone());
+    let v = dbfilter::classify(b, g, fmt, db.as_bytes()).map_err(|e| input::failure(name, &e))?;
+    let gtid = match g.gtid {
+        binlog::Gtid::None => String::new(),
+        ref t => format!(" (GTID {t})"),
+    };
+    let why = match v {
+        DbVerdict::Neutral | DbVerdict::Only => return Ok(true),
+        DbVerdict::None => return Ok(false),
+        DbVerdict::Mixed { other, at } => format!(
+            "the transaction at {}..{}{gtid} changes database '{db}' and also '{}' (event at {at})",
+            g.start,
+            g.end,
+            String::from_utf8_lossy(&other)
+        ),
+        DbVerdict::Opaque { type_code, at } => format!(
+            "the transaction at {}..{}{gtid} holds a {} event at {at} whose database cannot be read without decompressing or parsing it",
+            g.start,
+            g.end,
+            types::name(type_code)
+        ),
+    };
+    if !a.force {
+        return Err(Failure::failed(format!(
+            "{name}: --database: {why}; a cut keeps or drops transactions whole (use --force to keep it whole)"
+        )));
+    }
+    warn(format_args!(
+        "{name}: warning: --database: {why}; kept whole (--force)"
+    ));
+    Ok(true)
 }
 
 fn keep(

@@ -7,6 +7,7 @@
 //! * [`group`] — transaction boundaries (GTID/BEGIN … Xid/COMMIT, standalone DDL, …);
 //! * [`gtid`] — MariaDB and MySQL GTIDs, lists and sets;
 //! * [`select`] — which groups a `--start/--stop-*` window keeps;
+//! * [`dbfilter`] — which databases a group's events belong to (`--database`);
 //! * [`hop`] — where a datetime window's plan may start without walking what is before it;
 //! * [`verify`] — every CRC of a file, on several threads.
 //!
@@ -14,6 +15,7 @@
 //! [`Error`] naming the byte offset, never a panic, a hang or an allocation sized by the
 //! input; events are slices of the input.
 
+pub mod dbfilter;
 pub mod error;
 pub mod group;
 pub mod gtid;

@@ -1,0 +1,180 @@
+//! `--database=DB`: which databases the data events of a group belong to, so that a cut can
+//! keep or drop the group whole.
+//!
+//! Spec: `shared/specs/mysql-binlog.md` §8 (the peer's rule) and §11 (never decompress to
+//! cut). The peer (`mariadb-binlog --database`, `client/mysqlbinlog.cc`) tests each event:
+//! * a Query (also Query_compressed, Execute_load_query) counts for its *default* database
+//!   (the `USE` in force when it ran, stored in the event), not for the databases named in
+//!   its text: `USE a; INSERT INTO b.t ...` belongs to `a`;
+//! * the transaction keywords `BEGIN`, `COMMIT`, `ROLLBACK…`, `SAVEPOINT…` and `XA …` are
+//!   always printed (they belong to no database);
+//! * a Table_map counts for the database of its table; the rows events after it follow it;
+//! * Gtid, Xid, XA_prepare, Intvar/Rand/User_var, Annotate_rows/Rows_query,
+//!   Begin_load_query/Append_block and control events are always printed (no database).
+//!
+//! A group is then: [`DbVerdict::Neutral`] (no data event: `BEGIN; COMMIT`, `XA COMMIT`),
+//! [`DbVerdict::Only`] (every data event is DB's), [`DbVerdict::None`] (none is),
+//! [`DbVerdict::Mixed`] (some are: the peer would print part of it) or
+//! [`DbVerdict::Opaque`] (a compressed Transaction_payload, an old LOAD DATA event or an
+//! unknown type: the database cannot be known without decompressing or guessing).
+//!
+//! Invariant: pure over the group's bytes; a short or garbled event body never panics (it
+//! makes the group Opaque).
+
+use super::error::Error;
+use super::group::{statement_text, Group};
+use super::reader::{Binlog, Format};
+use super::types::{self, Role};
+
+/// What `--database=DB` can do with one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbVerdict {
+    /// No data event at all (the peer prints all of it, whatever DB is).
+    Neutral,
+    /// Every data event belongs to DB.
+    Only,
+    /// No data event belongs to DB.
+    None,
+    /// Data events of DB and of `other` (the first other database met), at `at`.
+    Mixed { other: Vec<u8>, at: u64 },
+    /// An event whose database cannot be read without decompressing: type and offset.
+    Opaque { type_code: u8, at: u64 },
+}
+
+/// Is a Query text one of the peer's transaction keywords (printed whatever the database)?
+pub fn is_trans_keyword(text: &[u8]) -> bool {
+    let t = trim(text);
+    let starts = |w: &str| t.len() >= w.len() && t[..w.len()].eq_ignore_ascii_case(w.as_bytes());
+    t.eq_ignore_ascii_case(b"BEGIN")
+        || t.eq_ignore_ascii_case(b"COMMIT")
+        || starts("ROLLBACK")
+        || starts("SAVEPOINT")
+        || starts("XA ")
+}
+
+fn trim(t: &[u8]) -> &[u8] {
+    let s = t
+        .iter()
+        .position(|c| !c.is_ascii_whitespace() && *c != 0)
+        .unwrap_or(t.len());
+    let e = t
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace() && *c != 0)
+        .map_or(s, |i| i + 1);
+    &t[s..e.max(s)]
+}
+
+/// Default database of a Query / Query_compressed / Execute_load_query body (None when the
+/// body is too short to hold it).
+pub fn query_db<'a>(body: &'a [u8], type_code: u8, format: &Format) -> Option<&'a [u8]> {
+    let ph = match format.post_header_len(type_code) {
+        0 if type_code == types::EXECUTE_LOAD_QUERY => 26,
+        0 => 13,
+        n => n,
+    };
+    if body.len() < ph.max(11) {
+        return None;
+    }
+    let db_len = body[8] as usize;
+    let status_len = if ph >= 13 {
+        u16::from_le_bytes([body[11], body[12]]) as usize
+    } else {
+        0
+    };
+    let at = ph + status_len;
+    body.get(at..at + db_len)
+}
+
+/// Database of a Table_map body (table id of 6 bytes, or 4 with a 6-byte post-header).
+pub fn table_map_db<'a>(body: &'a [u8], format: &Format) -> Option<&'a [u8]> {
+    let ph = match format.post_header_len(types::TABLE_MAP) {
+        0 => 8,
+        n => n,
+    };
+    let len = *body.get(ph)? as usize;
+    body.get(ph + 1..ph + 1 + len)
+}
+
+/// The verdict on group `g` of `b` (walked in `format`) for database `db`.
+pub fn classify(
+    b: &Binlog<'_>,
+    g: &Group<'_>,
+    format: Format,
+    db: &[u8],
+) -> Result<DbVerdict, Error> {
+    let mut mine = false;
+    let mut other: Option<(Vec<u8>, u64)> = None;
+    let mut events = b.events_at(g.start, format, false);
+    while let Some(ev) = events.next() {
+        let ev = ev?;
+        if ev.offset >= g.end {
+            break;
+        }
+        let code = ev.type_code();
+        let fmt = events.format();
+        let name: Option<&[u8]> = match code {
+            types::QUERY | types::QUERY_COMPRESSED | types::EXECUTE_LOAD_QUERY => {
+                let text = if code == types::QUERY_COMPRESSED {
+                    None
+                } else {
+                    statement_text(&ev, fmt)
+                };
+                if text.is_some_and(is_trans_keyword) {
+                    continue;
+                }
+                match query_db(ev.body(), code, fmt) {
+                    Some(d) => Some(d),
+                    None => {
+                        return Ok(DbVerdict::Opaque {
+                            type_code: code,
+                            at: ev.offset,
+                        })
+                    }
+                }
+            }
+            types::TABLE_MAP => match table_map_db(ev.body(), fmt) {
+                Some(d) => Some(d),
+                None => {
+                    return Ok(DbVerdict::Opaque {
+                        type_code: code,
+                        at: ev.offset,
+                    })
+                }
+            },
+            types::TRANSACTION_PAYLOAD
+            | types::LOAD
+            | types::NEW_LOAD
+            | types::CREATE_FILE
+            | types::EXEC_LOAD
+            | types::DELETE_FILE => {
+                return Ok(DbVerdict::Opaque {
+                    type_code: code,
+                    at: ev.offset,
+                })
+            }
+            c if types::role(c) == Role::Unknown => {
+                return Ok(DbVerdict::Opaque {
+                    type_code: c,
+                    at: ev.offset,
+                })
+            }
+            _ => None,
+        };
+        let Some(name) = name else { continue };
+        if name == db {
+            mine = true;
+        } else if other.is_none() {
+            other = Some((name.to_vec(), ev.offset));
+        }
+        if mine {
+            if let Some((o, at)) = other {
+                return Ok(DbVerdict::Mixed { other: o, at });
+            }
+        }
+    }
+    Ok(match (mine, other) {
+        (true, _) => DbVerdict::Only,
+        (false, Some(_)) => DbVerdict::None,
+        (false, None) => DbVerdict::Neutral,
+    })
+}
