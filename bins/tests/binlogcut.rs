@@ -1035,3 +1035,233 @@ fn server_id_like_the_peer() {
     let o = run(&["--server-id=x", ts]);
     assert_eq!(status_code(&o), 2);
 }
+
+/// mariadb-binlog's SQL for `args`, split by the transaction groups `groups` (start, end) of
+/// the file it reads: each line goes to the group holding the event of the last `# at N`;
+/// lines of control events and the preamble are dropped. Same normalisation as `peer_sql`.
+fn peer_sql_by_group(args: &[&str], groups: &[(u64, u64)]) -> (i32, Vec<String>) {
+    let o = Command::new("mariadb-binlog")
+        .arg("--no-defaults")
+        .args(args)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut out = vec![String::new(); groups.len()];
+    let mut cur: Option<usize> = None;
+    for l in text.lines() {
+        if let Some(n) = l.strip_prefix("# at ") {
+            let n: u64 = n.trim().parse().unwrap();
+            cur = groups.iter().position(|&(s, e)| s <= n && n < e);
+            continue;
+        }
+        let Some(g) = cur else { continue };
+        if l.starts_with('#') {
+            continue;
+        }
+        const STATE: &[&str] = &[
+            "SET @@session.",
+            "SET TIMESTAMP=",
+            "use `",
+            "/*!\\C ",
+            "/*M!100101 SET @@session.skip_parallel_replication",
+            "/*M!100001 SET @@session.gtid_domain_id",
+            "/*M!100001 SET @@session.server_id",
+            "DELIMITER ",
+            "ROLLBACK /* added by mysqlbinlog */",
+            "/*!50003 SET COMPLETION_TYPE",
+            "/*!50530 SET @@SESSION.PSEUDO_SLAVE_MODE",
+        ];
+        if STATE.iter().any(|p| l.starts_with(p)) {
+            continue;
+        }
+        // LOAD DATA temp file names carry a per-run counter of the peer
+        match l.find("SQL_LOAD_MB-") {
+            Some(i) => {
+                let end = l[i..].find('\'').map(|e| i + e).unwrap_or(l.len());
+                out[g].push_str(&format!("{}SQL_LOAD_MB-N{}", &l[..i], &l[end..]));
+            }
+            None => out[g].push_str(l),
+        }
+        out[g].push('\n');
+    }
+    (status_code(&o), out)
+}
+
+/// (start, end) of every transaction group of `file`, from `binlogcut list --json`.
+fn group_ranges(file: &str) -> Vec<(u64, u64)> {
+    let o = run(&["list", "--json", file]);
+    assert_eq!(status_code(&o), 0, "list {file}: {}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "transaction")
+        .map(|v| (v["start"].as_u64().unwrap(), v["end"].as_u64().unwrap()))
+        .collect()
+}
+
+/// A group's decoded text holds a change (not only GTID, BEGIN/COMMIT, Intvar/User_var...):
+/// what the peer leaves of another database's transaction is such an empty shell.
+fn has_data(text: &str) -> bool {
+    const SHELL: &[&str] = &[
+        "/*M!100001 SET @@session.gtid_seq_no=",
+        "SET @@SESSION.GTID_NEXT",
+        "/*!50718 SET TRANSACTION ISOLATION",
+        "/*!80001 SET @@session.original_commit_timestamp",
+        "/*!80014 SET @@session.original_server_version",
+        "/*!80014 SET @@session.immediate_server_version",
+        "START TRANSACTION",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "/*!*/;",
+        "SET INSERT_ID=",
+        "SET LAST_INSERT_ID=",
+        "SET @@RAND_SEED",
+        "SET @`",
+    ];
+    text.lines()
+        .any(|l| !l.trim().is_empty() && !SHELL.iter().any(|p| l.starts_with(p)))
+}
+
+/// `binlogcut -d DB` of `file` against `mariadb-binlog --database=DB` of it, group by group:
+/// * a group the peer prints whole (same text as without --database) with changes: kept,
+///   and decoded from the cut it is the same text;
+/// * a group of which the peer prints only the shell (GTID, BEGIN/COMMIT, SET INSERT_ID...)
+///   while it has changes: dropped (the expected difference: the peer prints empty
+///   transactions, the cut leaves them out);
+/// * a group without changes at all: kept (the peer prints it whole too);
+/// * a group of which the peer prints part (mixed databases): the cut is refused (exit 1,
+///   naming the group's offset), and with --force it is kept WHOLE (expected difference:
+///   the peer's text lacks the other databases' statements).
+///
+/// Returns (groups kept, dropped, mixed).
+fn database_cut_like_peer(s: &Scratch, file: &str, db: &str) -> (usize, usize, usize) {
+    let ctx = format!("-d {db} {file}");
+    let groups = group_ranges(file);
+    let (c1, all) = peer_sql_by_group(&[file], &groups);
+    let dbarg = format!("--database={db}");
+    let (c2, mine) = peer_sql_by_group(&[&dbarg, file], &groups);
+    assert_eq!((c1, c2), (0, 0), "{ctx}");
+    let mut want = Vec::new();
+    let (mut dropped, mut mixed) = (0, 0);
+    let mut first_mixed = None;
+    for (k, (a, m)) in all.iter().zip(&mine).enumerate() {
+        if a == m {
+            want.push(a.clone());
+        } else if !has_data(m) {
+            assert!(has_data(a), "{ctx}: group {k}");
+            dropped += 1;
+        } else {
+            mixed += 1;
+            first_mixed.get_or_insert(groups[k].0);
+            want.push(a.clone());
+        }
+    }
+    let out = s.path("db.bin");
+    let outs = out.to_str().unwrap();
+    let _ = std::fs::remove_file(&out);
+    let o = run(&["-d", db, "-o", outs, file]);
+    if let Some(at) = first_mixed {
+        assert_eq!(status_code(&o), 1, "{ctx}: a mixed group must be refused");
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!("transaction at {at}..")) && e.contains("--force"),
+            "{ctx}: {e}"
+        );
+        assert!(!out.exists(), "{ctx}: nothing written on refusal");
+        let o = run(&["-d", db, "--force", "-o", outs, file]);
+        assert_eq!(status_code(&o), 0, "{ctx}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).matches("kept whole (--force)").count(),
+            mixed,
+            "{ctx}: one warning per mixed group"
+        );
+    } else {
+        assert_eq!(status_code(&o), 0, "{ctx}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{ctx}");
+    }
+    let cut_groups = group_ranges(outs);
+    let (c3, got) = peer_sql_by_group(&["--verify-binlog-checksum", outs], &cut_groups);
+    assert_eq!(c3, 0, "{ctx}");
+    assert_eq!(got.len(), want.len(), "{ctx}: groups kept");
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_same(g, w, &format!("{ctx}: kept group {k}"));
+    }
+    (want.len(), dropped, mixed)
+}
+
+#[test]
+fn database_like_the_peer() {
+    if !have_peer() {
+        return;
+    }
+    let s = Scratch::new("blc-db");
+    let crc = f("mysql/mysql-bin.checksum-crc32");
+    let none = f("mysql/mysql-bin.checksum-none");
+    let stmt = f("mysql/binlog_transaction.000001");
+    let load = f("mysql/ver_5_1_23.001");
+    let save = f("mysql/binlog_savepoint.000001");
+    let prow = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000001");
+    let pstmt = f("mariadb-pitr/stmt-none/binlogs/mysql-bin.000002");
+    // (file, db, expected (kept, dropped, mixed)): row events by Table_map (4 databases),
+    // statements by default database, Intvar/User_var/LOAD DATA, savepoints, MariaDB GTIDs
+    let cases: &[(&str, &str)] = &[
+        (&crc, "auth"),
+        (&crc, "simu_file_dev"),
+        (&crc, "menkor_dev"),
+        (&crc, "nosuchdb"),
+        (&none, "account_db"),
+        (&none, "meeteam_file_storage"),
+        (&stmt, "test"),
+        (&stmt, "mysql"),
+        (&load, "test"),
+        (&load, "other"),
+        (&save, "test"),
+        (&save, "db1"),
+        (&prow, "blog"),
+        (&prow, "zzz"),
+        (&pstmt, "blog"),
+    ];
+    let mut totals = (0, 0, 0);
+    for (file, db) in cases {
+        let (k, d, m) = database_cut_like_peer(&s, file, db);
+        eprintln!("-d {db} {file}: kept {k}, dropped {d}, mixed {m}");
+        totals = (totals.0 + k, totals.1 + d, totals.2 + m);
+        if *db == "nosuchdb" || *db == "zzz" {
+            assert_eq!(m, 0);
+        }
+    }
+    // the cases really cover keeping, dropping and mixed groups
+    assert!(totals.0 > 20 && totals.1 > 20 && totals.2 >= 3, "{totals:?}");
+}
+
+#[test]
+fn database_refusals_and_usage() {
+    let comp = f("mysql/transaction_compression.000001");
+    let o = run(&["-d", "test", comp.as_str()]);
+    assert_eq!(status_code(&o), 1);
+    let e = stderr(&o);
+    assert!(
+        e.contains("Transaction_payload event at 274") && e.contains("--force"),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty());
+    // --force: kept whole, with a warning; the cut is the whole file's transactions
+    let o = run(&["-d", "test", "--force", comp.as_str()]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("kept whole (--force)"), "{}", stderr(&o));
+    let all = run(&[comp.as_str()]);
+    assert_eq!(o.stdout, all.stdout);
+    let row2 = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");
+    for a in [vec!["-d", ""], vec!["--database="], vec!["--database"]] {
+        let mut a = a.clone();
+        a.push(&row2);
+        let o = run(&a);
+        assert_eq!(status_code(&o), 2, "{a:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty());
+    }
+    let long = "x".repeat(256);
+    let o = run(&["-d", &long, &row2]);
+    assert_eq!(status_code(&o), 2);
+}
