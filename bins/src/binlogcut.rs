@@ -116,7 +116,7 @@ pub fn command() -> Command {
             Arg::new("force")
                 .long("force")
                 .action(ArgAction::SetTrue)
-                .help("Cut across damage: copy events with bad CRCs, skip the rest of a file that cannot be walked, skip Incident events, copy unknown event types (each with a warning)"),
+                .help("Cut across damage: copy events with bad CRCs, skip the rest of a file that cannot be walked, skip Incident events, copy unknown event types; with --database, keep a transaction that also changes other databases (or is compressed) whole (each with a warning)"),
         )
         .arg(strict_arg())
         .arg(
@@ -158,10 +158,10 @@ pub const MAN_TAIL: &str = r#".SH "EXIT STATUS"
 Success (also when a file in use ends inside an event, without \fB\-\-strict\fR).
 .TP
 1
-Failure: unreadable file, not a binary log, encrypted binary log, pre\-v4 (MySQL 4.x) format, write error.
+Failure: unreadable file, not a binary log, encrypted binary log, pre\-v4 (MySQL 4.x) format, write error; with \fB\-\-database\fR, a transaction that changes DB and another database or is compressed (without \fB\-\-force\fR).
 .TP
 2
-Usage error (bad option, bad datetime, position or GTID).
+Usage error (bad option, bad datetime, position, GTID or database name).
 .TP
 3
 Damaged input: CRC32 mismatch, impossible event size, truncated closed file, Incident or unknown event inside the window (cut and list), or damage found by \fBverify\fR.
@@ -178,7 +178,24 @@ transactions (Transaction_payload) are copied whole, never decompressed.
 \fB--server-id\fR keeps a transaction when its first event comes from that server
 (mysqlbinlog tests each event; a transaction's events all carry its server's id); as with
 mysqlbinlog, another server's transaction still opens a \fB--start-datetime\fR window and
-ends a \fB--stop-datetime\fR one. \fB--database\fR is not implemented.
+ends a \fB--stop-datetime\fR one.
+.PP
+\fB--database\fR=\fIDB\fR uses mysqlbinlog's rule to say which database an event belongs
+to: a statement (Query event) belongs to its \fIdefault\fR database, the one selected by
+\fBUSE\fR when it ran, whatever databases its text names (\fBUSE a; INSERT INTO b.t\fR
+belongs to \fIa\fR; a statement run without a default database belongs to none); a row
+change belongs to the database of its table (Table_map event). BEGIN, COMMIT, ROLLBACK,
+SAVEPOINT and XA statements, GTID, Xid, Intvar, Rand, User_var and Annotate_rows events
+belong to no database. mysqlbinlog then prints event by event, so it prints the GTID and
+BEGIN/COMMIT of other databases' transactions as empty transactions and only DB's
+statements of a transaction that changes several databases. A cut keeps or drops whole
+transactions: one whose changes are all DB's (or that has none) is kept, one with none of
+DB's is left out. A transaction that changes DB \fIand\fR another database is refused
+(exit 1, naming its offsets and GTID): keeping it would also replay the other database's
+changes, dropping it would lose DB's; with \fB--force\fR it is kept whole, with a warning.
+A MySQL 8 compressed transaction (Transaction_payload) is never decompressed to cut, so its
+database cannot be known: refused the same way, kept whole with \fB--force\fR. Old
+LOAD DATA events (MySQL 4.x/5.0 Load, Create_file) are treated alike.
 .PP
 Speed: with only datetime bounds, the part of a file before the window is crossed by
 reading event headers alone, on several threads at once (a thread starts mid-file at an
@@ -198,6 +215,12 @@ Find the DROP TABLE, then cut just before it (position in the last file named):
 .nf
 binlogcut list \-\-grep 'DROP TABLE' mysql\-bin.000007
 binlogcut \-\-stop\-position=7841 \-o cut.bin mysql\-bin.00000[1\-7]
+.fi
+.PP
+Only the transactions of database \fIshop\fR, up to a point in time:
+.PP
+.nf
+TZ=UTC binlogcut \-d shop \-\-stop\-datetime='2026\-05\-01 12:00:00' mysql\-bin.0000* > shop.bin
 .fi
 .PP
 Up to and including MariaDB GTID 0\-1\-25; check a directory of binlogs:

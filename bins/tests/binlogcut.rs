@@ -1233,7 +1233,10 @@ fn database_like_the_peer() {
         }
     }
     // the cases really cover keeping, dropping and mixed groups
-    assert!(totals.0 > 20 && totals.1 > 20 && totals.2 >= 3, "{totals:?}");
+    assert!(
+        totals.0 > 20 && totals.1 > 20 && totals.2 >= 3,
+        "{totals:?}"
+    );
 }
 
 #[test]
@@ -1250,7 +1253,11 @@ fn database_refusals_and_usage() {
     // --force: kept whole, with a warning; the cut is the whole file's transactions
     let o = run(&["-d", "test", "--force", comp.as_str()]);
     assert_eq!(status_code(&o), 0, "{}", stderr(&o));
-    assert!(stderr(&o).contains("kept whole (--force)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("kept whole (--force)"),
+        "{}",
+        stderr(&o)
+    );
     let all = run(&[comp.as_str()]);
     assert_eq!(o.stdout, all.stdout);
     let row2 = f("mariadb-pitr/row-crc32/binlogs/mysql-bin.000002");

@@ -3,7 +3,8 @@
 //! * `binlog-pitr-check` on the committed fixtures `fixtures/binlog/mariadb-pitr/*`
 //!   (datetime, byte-position and GTID stops; structural check of the cut);
 //! * `binlogcut-drop-table-check`: a live server, an erroneous DROP TABLE, cut by
-//!   `--stop-datetime` and `--stop-position` of the DROP found with `binlogcut list --grep`.
+//!   `--stop-datetime` and `--stop-position` of the DROP found with `binlogcut list --grep`;
+//! * `binlogcut-database-check`: `--database` cuts of a two-database server replayed.
 
 mod util;
 
@@ -77,6 +78,34 @@ fn drop_table_live_statement_none() {
     }
     run_script(&[
         script("binlogcut-drop-table-check").to_str().unwrap(),
+        bin("binlogcut").to_str().unwrap(),
+        "STATEMENT",
+        "NONE",
+    ]);
+}
+
+/// `--database`: `scripts/binlogcut-database-check` (two databases, a mixed transaction
+/// refused / kept whole with --force, each database's tables restored exactly).
+#[test]
+fn database_live_row_crc32() {
+    if !have_mariadb() {
+        return;
+    }
+    run_script(&[
+        script("binlogcut-database-check").to_str().unwrap(),
+        bin("binlogcut").to_str().unwrap(),
+        "ROW",
+        "CRC32",
+    ]);
+}
+
+#[test]
+fn database_live_statement_none() {
+    if !have_mariadb() {
+        return;
+    }
+    run_script(&[
+        script("binlogcut-database-check").to_str().unwrap(),
         bin("binlogcut").to_str().unwrap(),
         "STATEMENT",
         "NONE",

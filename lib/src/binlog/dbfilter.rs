@@ -178,3 +178,61 @@ pub fn classify(
         (false, None) => DbVerdict::Neutral,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binlog::Binlog;
+
+    #[test]
+    fn keywords() {
+        for t in [
+            "BEGIN",
+            " commit ",
+            "ROLLBACK",
+            "ROLLBACK TO sp",
+            "SAVEPOINT `a`",
+            "XA END 'x'",
+        ] {
+            assert!(is_trans_keyword(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "BEGIN NOT ATOMIC SELECT 1; END",
+            "INSERT INTO t VALUES (1)",
+            "XAX",
+        ] {
+            assert!(!is_trans_keyword(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn short_bodies_never_panic() {
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/binlog/mariadb-pitr/row-crc32/binlogs/mysql-bin.000001"
+        ))
+        .unwrap();
+        let b = Binlog::open(&data).unwrap();
+        let body = [0u8; 40];
+        for n in 0..body.len() {
+            for code in [
+                types::QUERY,
+                types::EXECUTE_LOAD_QUERY,
+                types::QUERY_COMPRESSED,
+            ] {
+                let _ = query_db(&body[..n], code, &b.format);
+            }
+            let _ = table_map_db(&body[..n], &b.format);
+        }
+        // the db of a real Query: query_db reads "blog" from the second DDL
+        let mut q = b
+            .events(false)
+            .map(Result::unwrap)
+            .filter(|e| e.type_code() == types::QUERY);
+        q.next();
+        assert_eq!(
+            query_db(q.next().unwrap().body(), types::QUERY, &b.format),
+            Some(&b"blog"[..])
+        );
+    }
+}
