@@ -278,12 +278,14 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<Pushed,
         let written = if streamed {
             stream_content(head, &mut file, len, &mut tmp, compress, o)
         } else {
-            write_content(&mut tmp, &head, compress, o)
+            write_content(&mut tmp, &head, compress, o).map(|h| (h, Leftovers::default()))
         };
-        let hash = written.map_err(|e| match e {
+        let (hash, leftovers) = written.map_err(|e| match e {
             StreamError::Read(e) => Failure::io(path.display(), &e),
             StreamError::Write(e) => io_fail(&name, &dir, "writing", &e),
         })?;
+        // Unmapping the source and freeing the buffers overlaps with the fsync's wait.
+        s.spawn(move || drop(leftovers));
         tmp.file
             .sync_all()
             .map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
@@ -604,6 +606,14 @@ impl std::ops::Deref for Block<'_> {
 const SIGBUS_MSG: &[u8] =
     b"walarchive: push: a source file shrank while being read (SIGBUS); nothing archived by this call\n";
 
+/// What the pipeline leaves to free (the source's map, the buffer pools): dropped on a
+/// thread of its own while the caller waits for its fsync.
+#[derive(Default)]
+struct Leftovers {
+    _map: Option<mapsource::Mmap>,
+    _pools: [Pool; 2],
+}
+
 /// Blocks read but not yet taken by a compression worker: bounds the memory in flight so
 /// that buffers come back to the pool.
 const READ_AHEAD: usize = 4;
@@ -621,7 +631,7 @@ fn stream_content(
     out: &mut TempFile,
     compress: bool,
     o: &Opts,
-) -> Result<[u8; 32], StreamError> {
+) -> Result<([u8; 32], Leftovers), StreamError> {
     use std::sync::mpsc::sync_channel;
     use std::sync::{Arc, Mutex};
     let bs = lz4frame::BLOCK_SIZE as u64;
@@ -746,6 +756,13 @@ fn stream_content(
         }
         w.map_err(StreamError::Write)?;
         Ok(h)
+    })
+    .map(|h| {
+        let leftovers = Leftovers {
+            _map: map,
+            _pools: [in_pool, out_pool],
+        };
+        (h, leftovers)
     })
 }
 

@@ -17,7 +17,8 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
-use memmap2::{Advice, Mmap, MmapOptions};
+pub use memmap2::Mmap;
+use memmap2::{Advice, MmapOptions};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
 static MSG: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
