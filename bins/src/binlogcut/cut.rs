@@ -57,14 +57,16 @@ struct Chunk {
 
 struct Plan {
     chunks: Vec<Chunk>,
-    /// (chunk index, start) of every kept group: event starts where the CRC check may split.
-    group_starts: Vec<(usize, u64)>,
     /// A kept group carries an FDE (relay log): the format changes inside a chunk, so the
     /// CRC check walks chunks whole.
     fde_inside: bool,
     groups: u64,
-    first_gtid: Option<String>,
-    last_gtid: Option<String>,
+    first_gtid: Option<binlog::Gtid>,
+    last_gtid: Option<binlog::Gtid>,
+    /// Kept bytes not yet handed to the CRC pipe start here (chunk index, offset).
+    fed: (usize, u64),
+    /// The format of the last fed chunk's FDE.
+    fed_format: Option<(Range, Format)>,
 }
 
 fn slice<'a>(binlogs: &[Binlog<'a>], r: Range) -> &'a [u8] {
@@ -88,8 +90,27 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
     if let Some(o) = out_path {
         refuse_overwriting_input(o, &a.files)?;
     }
-    let plan = plan(&a, &binlogs, &inputs, &names)?;
-    check_crcs(&a, &plan, &binlogs, &names)?;
+    let pipe = Pipe::new();
+    let planned = std::thread::scope(|s| {
+        let mut helpers = Vec::new();
+        let mut to_pipe = |pc: Piece| {
+            let queued = pipe.push(pc);
+            if helpers.is_empty() && queued >= CRC_PARALLEL_MIN {
+                for _ in 1..threads() {
+                    helpers.push(s.spawn(|| pipe.work(&binlogs)));
+                }
+            }
+        };
+        let r = plan(&a, &binlogs, &inputs, &names, &mut to_pipe);
+        pipe.finish(r.is_err());
+        pipe.work(&binlogs);
+        for h in helpers {
+            h.join().expect("CRC worker panicked");
+        }
+        r
+    });
+    let plan = planned?;
+    check_crcs(&a, &plan, &binlogs, &names, pipe.results())?;
     match out_path {
         None => {
             let stdout = std::io::stdout();
@@ -123,8 +144,8 @@ pub fn run(a: CutArgs) -> Result<u8, Failure> {
             plan.groups,
             bytes,
             binlogs.len(),
-            plan.first_gtid.as_deref().unwrap_or("-"),
-            plan.last_gtid.as_deref().unwrap_or("-")
+            plan.first_gtid.map_or("-".into(), |g| g.to_string()),
+            plan.last_gtid.map_or("-".into(), |g| g.to_string())
         ));
     }
     Ok(0)
@@ -199,16 +220,18 @@ fn plan(
     binlogs: &[Binlog<'_>],
     inputs: &[Input],
     names: &[&str],
+    pipe: &mut dyn FnMut(Piece),
 ) -> Result<Plan, Failure> {
     let files = binlogs.len();
     let mut sel = Selector::new(a.window.clone());
     let mut p = Plan {
         chunks: Vec::new(),
-        group_starts: Vec::new(),
         fde_inside: false,
         groups: 0,
         first_gtid: None,
         last_gtid: None,
+        fed: (0, 0),
+        fed_format: None,
     };
     'files: for (i, b) in binlogs.iter().enumerate() {
         let name = names[i];
@@ -256,6 +279,8 @@ fn plan(
             match d {
                 Decision::Stop => {
                     if sel.stopped == Some(StopCause::Datetime) {
+                        // the CRC helpers work on the window while this looks ahead
+                        feed(&mut p, binlogs, true, pipe);
                         late_waiters(&a.window, groups, name);
                     }
                     break 'files;
@@ -286,7 +311,8 @@ fn plan(
                 }
                 Decision::Keep | Decision::KeepThenStop => {
                     if database_keeps(a, &g, b, binlogs, fde, name)? {
-                        keep(a, &mut p, &g, b, fde, name)?
+                        keep(a, &mut p, &g, b, fde, name)?;
+                        feed(&mut p, binlogs, false, pipe);
                     }
                 }
             }
@@ -321,7 +347,153 @@ fn plan(
             ));
         }
     }
+    feed(&mut p, binlogs, true, pipe);
     Ok(p)
+}
+
+/// Kept bytes are handed to the CRC check in pieces of about this size, at group starts.
+const PIECE: u64 = 1 << 20;
+
+/// Hand the kept bytes not yet fed to `pipe`, in pieces of about [`PIECE`] bytes that end
+/// at group ends and never span chunks; with `all`, also the last partial piece.
+fn feed(p: &mut Plan, binlogs: &[Binlog<'_>], all: bool, pipe: &mut dyn FnMut(Piece)) {
+    loop {
+        let (ci, from) = p.fed;
+        let Some(c) = p.chunks.get(ci) else { return };
+        let from = from.max(c.bytes.start);
+        let last = ci + 1 == p.chunks.len();
+        if last && !all && c.bytes.end - from < PIECE {
+            p.fed = (ci, from);
+            return;
+        }
+        if from < c.bytes.end {
+            let format = match &p.fed_format {
+                Some((r, f)) if *r == c.fde => f.clone(),
+                _ => {
+                    let f = parse_fde(slice(binlogs, c.fde), c.fde.start, false)
+                        .unwrap_or_else(|_| binlogs[c.fde.file].format.clone());
+                    p.fed_format = Some((c.fde, f.clone()));
+                    f
+                }
+            };
+            pipe(Piece {
+                file: c.bytes.file,
+                from,
+                to: c.bytes.end,
+                format,
+            });
+        }
+        if last {
+            p.fed = (ci, c.bytes.end);
+            return;
+        }
+        p.fed = (ci + 1, 0);
+    }
+}
+
+/// A piece of the CRC check: the events of `file` from `from` (an event start) to `to`.
+pub struct Piece {
+    file: usize,
+    from: u64,
+    to: u64,
+    format: Format,
+}
+
+/// (framing problem?, file, error) in file order.
+type Problems = Vec<(bool, usize, binlog::Error)>;
+
+fn check_piece(binlogs: &[Binlog<'_>], pc: &Piece) -> Problems {
+    let mut problems = Vec::new();
+    for ev in binlogs[pc.file].events_at(pc.from, pc.format.clone(), false) {
+        match ev {
+            Err(e) => {
+                problems.push((true, pc.file, e));
+                return problems;
+            }
+            Ok(ev) if ev.offset >= pc.to => break,
+            Ok(ev) => {
+                if let Err(e) = ev.verify_crc() {
+                    problems.push((false, pc.file, e));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The CRC check of kept bytes while the plan goes on: pieces queue up; once enough bytes
+/// wait, helper threads start and check them; after the plan the main thread helps.
+/// Results are kept per piece number, so problems are reported in file order.
+struct Pipe {
+    state: std::sync::Mutex<PipeState>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct PipeState {
+    queue: std::collections::VecDeque<(usize, Piece)>,
+    pieces: usize,
+    queued_bytes: u64,
+    done: bool,
+    results: Vec<(usize, Problems)>,
+}
+
+impl Pipe {
+    fn new() -> Pipe {
+        Pipe {
+            state: std::sync::Mutex::new(PipeState::default()),
+            cv: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Queue a piece; returns the bytes queued so far.
+    fn push(&self, pc: Piece) -> u64 {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.queued_bytes += pc.to - pc.from;
+        let n = st.pieces;
+        st.pieces += 1;
+        st.queue.push_back((n, pc));
+        self.cv.notify_one();
+        st.queued_bytes
+    }
+
+    /// No more pieces; with `drop_queue` (the plan failed) nothing more is checked.
+    fn finish(&self, drop_queue: bool) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.done = true;
+        if drop_queue {
+            st.queue.clear();
+        }
+        self.cv.notify_all();
+    }
+
+    /// Check pieces until the queue is empty and the plan is done.
+    fn work(&self, binlogs: &[Binlog<'_>]) {
+        loop {
+            let (n, pc) = {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(x) = st.queue.pop_front() {
+                        break x;
+                    }
+                    if st.done {
+                        return;
+                    }
+                    st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let r = check_piece(binlogs, &pc);
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.results.push((n, r));
+        }
+    }
+
+    /// The problems of every piece, in piece (= file) order.
+    fn results(self) -> Vec<Problems> {
+        let mut st = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        st.results.sort_by_key(|r| r.0);
+        st.results.into_iter().map(|r| r.1).collect()
+    }
 }
 
 /// `--database`: keep a group whose data events are all DB's (or that has none), drop one
@@ -418,11 +590,10 @@ fn keep(
         ));
     }
     p.groups += 1;
-    let gt = g.gtid.to_string();
     if p.first_gtid.is_none() {
-        p.first_gtid = Some(gt.clone());
+        p.first_gtid = Some(g.gtid);
     }
-    p.last_gtid = Some(gt);
+    p.last_gtid = Some(g.gtid);
     let r = Range {
         file,
         start: g.start,
@@ -432,12 +603,10 @@ fn keep(
     if let Some(last) = p.chunks.last_mut() {
         if last.bytes.file == file && last.bytes.end == g.start && last.fde == fde {
             last.bytes.end = g.end;
-            p.group_starts.push((p.chunks.len() - 1, g.start));
             return Ok(());
         }
     }
     p.chunks.push(Chunk { bytes: r, fde });
-    p.group_starts.push((p.chunks.len() - 1, g.start));
     Ok(())
 }
 
@@ -507,6 +676,7 @@ fn check_crcs(
     p: &Plan,
     binlogs: &[Binlog<'_>],
     names: &[&str],
+    piped: Vec<Problems>,
 ) -> Result<(), Failure> {
     let mut last_fde = None;
     let mut formats = Vec::with_capacity(p.chunks.len());
@@ -526,78 +696,26 @@ fn check_crcs(
     if p.chunks.is_empty() {
         return Ok(());
     }
-    // the work as (chunk, from, to) pieces, cut into parts of about equal bytes
-    let total: u64 = p.chunks.iter().map(|c| c.bytes.end - c.bytes.start).sum();
-    let n = if p.fde_inside || total < CRC_PARALLEL_MIN {
-        1
+    // a kept group carries an FDE (relay log): the format changes inside a chunk, so
+    // chunks are walked whole (the walk follows the FDE); else the pipe's pieces
+    let results: Vec<Problems> = if p.fde_inside {
+        p.chunks
+            .iter()
+            .zip(&formats)
+            .map(|(c, f)| {
+                check_piece(
+                    binlogs,
+                    &Piece {
+                        file: c.bytes.file,
+                        from: c.bytes.start,
+                        to: c.bytes.end,
+                        format: f.clone(),
+                    },
+                )
+            })
+            .collect()
     } else {
-        threads()
-    };
-    let mut cuts: Vec<(usize, u64)> = Vec::new();
-    let mut done = 0u64;
-    let mut next_chunk = 0;
-    for &(ci, at) in &p.group_starts {
-        while next_chunk < ci {
-            done += p.chunks[next_chunk].bytes.end - p.chunks[next_chunk].bytes.start;
-            next_chunk += 1;
-        }
-        let here = done + (at - p.chunks[ci].bytes.start);
-        if here >= total / n as u64 * (cuts.len() as u64 + 1) && cuts.len() + 1 < n {
-            cuts.push((ci, at));
-        }
-    }
-    let mut parts: Vec<Vec<(usize, u64, u64)>> = Vec::new();
-    let mut bounds = vec![(0usize, p.chunks.first().map_or(0, |c| c.bytes.start))];
-    bounds.extend(cuts.iter().copied());
-    for (k, &(ci, from)) in bounds.iter().enumerate() {
-        let (ce, to) = bounds
-            .get(k + 1)
-            .copied()
-            .unwrap_or((p.chunks.len().saturating_sub(1), u64::MAX));
-        let mut part = Vec::new();
-        for c in ci..=ce.min(p.chunks.len().saturating_sub(1)) {
-            let r = p.chunks[c].bytes;
-            let s = if c == ci { from } else { r.start };
-            let e = if c == ce { to.min(r.end) } else { r.end };
-            if s < e {
-                part.push((c, s, e));
-            }
-        }
-        parts.push(part);
-    }
-    // (framing problem?, file, error) in file order
-    type Problems = Vec<(bool, usize, binlog::Error)>;
-    let check = |part: &[(usize, u64, u64)]| -> Problems {
-        let mut problems = Vec::new();
-        for &(c, from, to) in part {
-            let file = p.chunks[c].bytes.file;
-            let b = &binlogs[file];
-            for ev in b.events_at(from, formats[c].clone(), false) {
-                match ev {
-                    Err(e) => {
-                        problems.push((true, file, e));
-                        return problems;
-                    }
-                    Ok(ev) if ev.offset >= to => break,
-                    Ok(ev) => {
-                        if let Err(e) = ev.verify_crc() {
-                            problems.push((false, file, e));
-                        }
-                    }
-                }
-            }
-        }
-        problems
-    };
-    let results: Vec<Problems> = if parts.len() <= 1 {
-        parts.iter().map(|pt| check(pt)).collect()
-    } else {
-        std::thread::scope(|s| {
-            let hs: Vec<_> = parts.iter().map(|pt| s.spawn(|| check(pt))).collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("CRC worker panicked"))
-                .collect()
-        })
+        piped
     };
     for problems in results {
         for (framing, file, e) in problems {
@@ -610,7 +728,7 @@ fn check_crcs(
     Ok(())
 }
 
-/// Windows smaller than this are checked on one thread.
+/// CRC helper threads start once this many kept bytes wait (smaller windows: one thread).
 const CRC_PARALLEL_MIN: u64 = 4 << 20;
 
 fn crc_problem(a: &CutArgs, name: &str, e: &binlog::Error) -> Result<(), Failure> {

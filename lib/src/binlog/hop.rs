@@ -28,6 +28,8 @@ use super::types::{self, Role};
 
 /// Segments shorter than this are not split off (the resync scan costs more than it saves).
 const MIN_SEGMENT: u64 = 4 << 20;
+/// [`resume_point`] first walks this many bytes sequentially.
+const PROBE: u64 = 256 << 10;
 /// How far past a segment's nominal start the resync scan looks for a candidate.
 const RESYNC_SCAN: u64 = 64 << 10;
 /// Events a candidate must chain through (each with a matching log_pos) to be used.
@@ -270,6 +272,15 @@ pub fn resume_point(
     threads: usize,
     pager: &dyn Pager,
 ) -> Option<u64> {
+    // a short sequential look first: when the window starts near the beginning of the file
+    // (or the file is small) the answer is there, and no chain or thread is set up
+    let w = walker(b, t);
+    let first = b.after_fde();
+    let mut probe = Chain::new(first, b.len().min(first + PROBE));
+    w.run(&mut probe, pager);
+    if probe.stopped || probe.pos >= b.len() {
+        return probe.last_gtid;
+    }
     resume_point_with(b, t, chains, threads, MIN_SEGMENT, pager)
 }
 

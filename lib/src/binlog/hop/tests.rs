@@ -83,6 +83,8 @@ fn check_file(name: &str, d: &[u8], min_segments: &[u64]) {
     let ts = times(&b);
     for (i, &t) in ts.iter().enumerate() {
         let seq = resume_point_seq(&b, t);
+        // the production entry (sequential probe of the first 256 KiB, then chains)
+        assert_eq!(resume_point(&b, t, 16, 2, &NoPager), seq, "{name}: t={t}");
         // the parallel hop on a third of the times, and on both out-of-range ones
         let segs = if i % 3 == 0 || i + 2 >= ts.len() {
             min_segments
