@@ -478,6 +478,10 @@ impl<'a> Iterator for Events<'a> {
             self.state = State::Encrypted;
         }
         self.pos = at + size;
+        // start the next header's cache miss now (the caller works on this event
+        // meanwhile), and the one after on a guess (events in a row are often alike in size)
+        crate::sys::prefetch::prefetch(self.data, self.pos as usize);
+        crate::sys::prefetch::prefetch(self.data, (self.pos + size) as usize);
         Some(Ok(ev))
     }
 }
