@@ -286,6 +286,18 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<Pushed,
         })?;
         // Unmapping the source and freeing the buffers overlaps with the fsync's wait.
         s.spawn(move || drop(leftovers));
+        // The hasher and the compressors read a segment separately (through its map): a
+        // source written to while it was read (never by PostgreSQL) could leave a stored
+        // file that does not match its hash, as a `read()` copy would be torn. Every write
+        // sets ctime (and mtime), so an unchanged identity after the read means none came
+        // in between (up to the timestamp granularity; a residual case then fails fetch's
+        // BLAKE3 check loudly): otherwise refuse and archive nothing.
+        if streamed && file.metadata().ok().map(|m| Ident::of(&m)) != Some(id0) {
+            return Err(Failure::failed(format!(
+                "{}: changed while being read; nothing archived",
+                path.display()
+            )));
+        }
         tmp.file
             .sync_all()
             .map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
