@@ -190,7 +190,9 @@ belong to no database. mysqlbinlog then prints event by event, so it prints the 
 BEGIN/COMMIT of other databases' transactions as empty transactions and only DB's
 statements of a transaction that changes several databases. A cut keeps or drops whole
 transactions: one whose changes are all DB's (or that has none) is kept, one with none of
-DB's is left out. A transaction that changes DB \fIand\fR another database is refused
+DB's is left out. The XA COMMIT or XA ROLLBACK of an XA transaction goes with its prepared
+part (paired by XID): left out when that was left out (mysqlbinlog prints an empty
+XA START ... XA PREPARE instead). A transaction that changes DB \fIand\fR another database is refused
 (exit 1, naming its offsets and GTID): keeping it would also replay the other database's
 changes, dropping it would lose DB's; with \fB--force\fR it is kept whole, with a warning.
 A MySQL 8 compressed transaction (Transaction_payload) is never decompressed to cut, so its

@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 
-use lampvault::binlog::dbfilter::{self, DbVerdict};
+use lampvault::binlog::dbfilter::{self, DbVerdict, Xa};
 use lampvault::binlog::reader::{parse_fde, Format};
 use lampvault::binlog::{
     self, types, Binlog, Decision, ErrorKind, Group, Groups, Kind, Position, Selector, StopCause,
@@ -233,6 +233,8 @@ fn plan(
         fed: (0, 0),
         fed_format: None,
     };
+    // XIDs of XA transactions whose prepared part --database left out
+    let mut dropped_xa = std::collections::HashSet::new();
     'files: for (i, b) in binlogs.iter().enumerate() {
         let name = names[i];
         let mut fde = Range {
@@ -310,7 +312,7 @@ fn plan(
                     }
                 }
                 Decision::Keep | Decision::KeepThenStop => {
-                    if database_keeps(a, &g, b, binlogs, fde, name)? {
+                    if database_keeps(a, &mut dropped_xa, &g, b, binlogs, fde, name)? {
                         keep(a, &mut p, &g, b, fde, name)?;
                         feed(&mut p, binlogs, false, pipe);
                     }
@@ -502,6 +504,7 @@ impl Pipe {
 /// which keeps it whole.
 fn database_keeps(
     a: &CutArgs,
+    dropped_xa: &mut std::collections::HashSet<Vec<u8>>,
     g: &Group<'_>,
     b: &Binlog<'_>,
     binlogs: &[Binlog<'_>],
@@ -516,7 +519,18 @@ fn database_keeps(
         return Ok(true);
     }
     let fmt = parse_fde(slice(binlogs, fde), fde.start, false).unwrap_or_else(|_| b.format.clone());
-    let v = dbfilter::classify(b, g, fmt, db.as_bytes()).map_err(|e| input::failure(name, &e))?;
+    let v = dbfilter::classify(b, g, fmt.clone(), db.as_bytes())
+        .map_err(|e| input::failure(name, &e))?;
+    // XA: the completion (XA COMMIT/ROLLBACK, no changes) follows its prepared part
+    if matches!(v, DbVerdict::None | DbVerdict::Neutral) {
+        match dbfilter::xa_role(b, g, fmt).map_err(|e| input::failure(name, &e))? {
+            Some(Xa::Prepare(x)) if v == DbVerdict::None => {
+                dropped_xa.insert(x);
+            }
+            Some(Xa::Complete(x)) if dropped_xa.remove(&x) => return Ok(false),
+            _ => {}
+        }
+    }
     let gtid = match g.gtid {
         binlog::Gtid::None => String::new(),
         ref t => format!(" (GTID {t})"),

@@ -18,6 +18,10 @@
 //! [`DbVerdict::Opaque`] (a compressed Transaction_payload, an old LOAD DATA event or an
 //! unknown type: the database cannot be known without decompressing or guessing).
 //!
+//! The completion of an XA transaction (`XA COMMIT 'x'`, a group of its own, Neutral) goes
+//! with its prepared part: [`xa_role`] pairs them by XID, so the cut drops it when it dropped
+//! the prepare (the peer prints an empty `XA START … XA PREPARE` instead).
+//!
 //! Invariant: pure over the group's bytes; a short or garbled event body never panics (it
 //! makes the group Opaque).
 
@@ -176,6 +180,80 @@ pub fn classify(
         (true, _) => DbVerdict::Only,
         (false, Some(_)) => DbVerdict::None,
         (false, None) => DbVerdict::Neutral,
+    })
+}
+
+/// The part an XA transaction's group plays, and its XID (raw bytes, to compare).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Xa {
+    /// `XA START … XA END`, XA_prepare: the prepared part (has the changes).
+    Prepare(Vec<u8>),
+    /// `XA COMMIT` / `XA ROLLBACK` of a prepared transaction (no changes of its own).
+    Complete(Vec<u8>),
+}
+
+/// MariaDB Gtid_event flags2: the group prepares / completes an XA transaction.
+const FL_PREPARED_XA: u8 = 0x40;
+const FL_COMPLETED_XA: u8 = 0x80;
+
+/// The XID of a MariaDB Gtid event body of an XA group (format_id, lengths, data).
+fn gtid_xid(body: &[u8]) -> Option<&[u8]> {
+    let flags2 = *body.get(12)?;
+    // right after flags2 (and the commit id, if any): no reserved bytes in XA groups
+    let at = 13 + if flags2 & 0x02 != 0 { 8 } else { 0 };
+    let head = body.get(at..at + 6)?;
+    let n = head[4] as usize + head[5] as usize;
+    body.get(at..at + 6 + n)
+}
+
+/// The XID text after `XA START`/`XA END`/`XA COMMIT`/`XA ROLLBACK` (MySQL writes these
+/// as Query events); the same text in the prepare and the completion.
+fn xa_text<'a>(text: &'a [u8], words: &[&str]) -> Option<&'a [u8]> {
+    let t = trim(text);
+    words.iter().find_map(|w| {
+        let w = w.as_bytes();
+        (t.len() > w.len() && t[..w.len()].eq_ignore_ascii_case(w)).then(|| trim(&t[w.len()..]))
+    })
+}
+
+/// Whether group `g` prepares or completes an XA transaction, with its XID: MariaDB by the
+/// XID in its Gtid event, MySQL by the text of its `XA START` / `XA COMMIT` Query.
+pub fn xa_role(b: &Binlog<'_>, g: &Group<'_>, format: Format) -> Result<Option<Xa>, Error> {
+    let mut events = b.events_at(g.start, format, false);
+    let mut prepare = false;
+    let mut key: Option<(bool, Vec<u8>)> = None;
+    while let Some(ev) = events.next() {
+        let ev = ev?;
+        if ev.offset >= g.end {
+            break;
+        }
+        match ev.type_code() {
+            types::MARIADB_GTID => {
+                let body = ev.body();
+                let flags2 = body.get(12).copied().unwrap_or(0);
+                if flags2 & (FL_PREPARED_XA | FL_COMPLETED_XA) != 0 {
+                    if let Some(x) = gtid_xid(body) {
+                        key = Some((flags2 & FL_COMPLETED_XA != 0, x.to_vec()));
+                    }
+                }
+            }
+            types::XA_PREPARE => prepare = true,
+            types::QUERY if key.is_none() => {
+                if let Some(t) = statement_text(&ev, events.format()) {
+                    if let Some(x) = xa_text(t, &["XA START", "XA BEGIN"]) {
+                        key = Some((false, x.to_vec()));
+                    } else if let Some(x) = xa_text(t, &["XA COMMIT", "XA ROLLBACK"]) {
+                        key = Some((true, x.to_vec()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(match key {
+        Some((false, x)) if prepare => Some(Xa::Prepare(x)),
+        Some((true, x)) if !prepare => Some(Xa::Complete(x)),
+        _ => None,
     })
 }
 
