@@ -71,12 +71,18 @@ fn mariadb_on_lvm_with_the_lock_around_the_suspend_only() {
     let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
     let pkg = std::env::var("VMTEST_KERNEL_PKG").unwrap_or_else(|_| KERNEL_PKG.to_string());
     let o = Command::new(util::script("vmtest"))
-        .args(["-H", "-m", "2048", "-t", "300", "-d", "2G", "-b"])
+        .args(["-H", "-m", "2048", "-t", "300", "-d", "2G"])
+        // The programs go in with -b (guest /usr/local/bin) and are named by PATH: the
+        // guest's /tmp is its own tmpfs, so host paths under /tmp (a clone there) are not
+        // visible in the chroot.
+        .arg("-b")
         .arg(util::bin("lvsnap"))
-        .arg(util::script("vmtest.d/lvsnap-mariadb.sh"))
-        .arg(util::bin("lvsnap"))
+        .arg("-b")
         .arg(util::script("mariadb-sandbox"))
+        .arg("-b")
         .arg(util::script("hold-mysql"))
+        .arg(util::script("vmtest.d/lvsnap-mariadb.sh"))
+        .args(["lvsnap", "mariadb-sandbox", "hold-mysql"])
         .env("VMTEST_KERNEL_PKG", pkg)
         .output()
         .unwrap();

@@ -266,7 +266,9 @@ $LV create /dev/mapper/base --name dg --cow /dev/mapper/cowa --cow-spare /dev/ma
 dmsetup table dg-cow | sed 's/^/  dg-cow: /'
 $LV watch dg --extend-at 50% --extend-by 100% --interval 0.3 2>/tmp/watch.err &
 watch=$!
-for i in $(seq 1 12); do dd if=/dev/urandom of=/mnt/b/g$i bs=1M count=1 conv=fsync status=none; sleep 0.3; done
+# 10 MiB: two extensions (8 -> 16 -> 32 MiB) at 50%; 12 MiB plus XFS metadata could cross
+# 50% of 32 MiB too and take the whole spare before the --once check below.
+for i in $(seq 1 10); do dd if=/dev/urandom of=/mnt/b/g$i bs=1M count=1 conv=fsync status=none; sleep 0.3; done
 for i in $(seq 1 40); do [ "$(dmsetup table dg-cow | wc -l)" -ge 2 ] && ! grep -q 'Invalid' <(dmsetup status dg) && [ "$($LV status dg --json | sed -n 's/.*"size":\([0-9]*\).*/\1/p')" -gt 8388608 ] && break; sleep 0.3; done
 kill -TERM $watch; wait $watch; wrc=$?
 cat /tmp/watch.err; dmsetup table dg-cow | sed 's/^/  dg-cow: /'; $LV status dg --json
