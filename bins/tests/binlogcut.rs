@@ -26,16 +26,24 @@ fn have_peer() -> bool {
     require("mariadb-binlog", util::have("mariadb-binlog"))
 }
 
+/// `mariadb-binlog` with `--no-defaults` and `--local-load` in the target's tmp directory: the
+/// peer writes the data of every LOAD DATA event it decodes to a file there (by default into
+/// /tmp, where the suite left hundreds of SQL_LOAD_MB-* files behind). One fixed directory,
+/// so the paths printed in the SQL are the same for a cut and its source.
+fn peer() -> Command {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mariadb-binlog-local-load");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut c = Command::new("mariadb-binlog");
+    c.arg("--no-defaults")
+        .arg(format!("--local-load={}", dir.display()));
+    c
+}
+
 /// mariadb-binlog's SQL for `args`, minus what legitimately differs between a cut and its
 /// source: `#` comment lines (positions, times, event headers) and the FDE's BINLOG block
 /// (the cut clears the in-use flag). Returns (exit code, text).
 fn peer_sql(args: &[&str]) -> (i32, String) {
-    let o = Command::new("mariadb-binlog")
-        .arg("--no-defaults")
-        .args(args)
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
+    let o = peer().args(args).env("TZ", "UTC").output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     let mut out = String::new();
     let mut skip_block = false;
@@ -247,10 +255,7 @@ fn whole_cut_of_every_fixture_decodes_like_the_original() {
         if oc != 0 {
             // the original is in use, so the peer took its read error as EOF; on the closed
             // cut the same MySQL 8 event type the peer cannot decode is an error
-            let e = Command::new("mariadb-binlog")
-                .args(["--no-defaults", out.to_str().unwrap()])
-                .output()
-                .unwrap();
+            let e = peer().arg(out.to_str().unwrap()).output().unwrap();
             assert!(
                 stderr(&e).contains("Found incompatible MySQL 8.0"),
                 "{src}: mariadb-binlog rejects the cut: {}",
@@ -1040,12 +1045,7 @@ fn server_id_like_the_peer() {
 /// the file it reads: each line goes to the group holding the event of the last `# at N`;
 /// lines of control events and the preamble are dropped. Same normalisation as `peer_sql`.
 fn peer_sql_by_group(args: &[&str], groups: &[(u64, u64)]) -> (i32, Vec<String>) {
-    let o = Command::new("mariadb-binlog")
-        .arg("--no-defaults")
-        .args(args)
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
+    let o = peer().args(args).env("TZ", "UTC").output().unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     let mut out = vec![String::new(); groups.len()];
     let mut cur: Option<usize> = None;
