@@ -90,6 +90,20 @@ fn decode_into(
     Ok(())
 }
 
+/// `bufs[e][off..off + len]` = XOR of the same span of every other buffer. The lost buffer is
+/// moved out for the call (no copy) so that it can be written while the others are read.
+fn xor_in_place_of(bufs: &mut [Vec<u8>], e: usize, off: usize, len: usize) {
+    let mut dst = std::mem::take(&mut bufs[e]);
+    xor_all(
+        &mut dst[off..off + len],
+        bufs.iter()
+            .enumerate()
+            .filter(|&(i, _)| i != e)
+            .map(|(_, b)| &b[off..off + len]),
+    );
+    bufs[e] = dst;
+}
+
 /// The encoder/decoder for one geometry, with its scratch space.
 pub struct Codec {
     data: usize,
@@ -261,22 +275,20 @@ impl Codec {
         if lost > m {
             return Err(ParityError::TooManyLost { lost, parity: m });
         }
+        if self.rs.is_none() {
+            // One parity shard: the lost shard (data or parity) is the XOR of all the others,
+            // written straight into its place in one pass (`xor2` for 2+1), no scratch copy.
+            let e = present[..n].iter().position(|&p| !p).unwrap();
+            xor_in_place_of(bufs, e, off, len);
+            return Ok(());
+        }
         if self.scratch.len() < m * len {
             self.scratch.resize(m * len, 0);
         }
         let data_lost = present[..d].iter().any(|&p| !p);
         if data_lost {
             match &mut self.rs {
-                None => {
-                    // One parity shard: the lost data shard is the XOR of all the others.
-                    let e = present.iter().position(|&p| !p).unwrap();
-                    let scratch = &mut self.scratch[..len];
-                    xor_all(
-                        scratch,
-                        (0..n).filter(|&i| i != e).map(|i| &bufs[i][off..off + len]),
-                    );
-                    bufs[e][off..off + len].copy_from_slice(scratch);
-                }
+                None => unreachable!("XOR handled above"),
                 Some((_, dec)) => {
                     let s = self.shard;
                     let rows = len / s;
@@ -444,6 +456,38 @@ mod tests {
         ] {
             for s in [2, 64, 1000] {
                 round_trip(d, m, s);
+            }
+        }
+    }
+
+    /// XOR rebuilds a multi-row span at an offset straight into the lost buffer: the span
+    /// gets the XOR of the others, bytes outside it stay as they were.
+    #[test]
+    fn xor_span_rebuild_in_place_at_offset() {
+        let (d, s, rows, off) = (2, 64, 5, 3 * 64);
+        let mut c = Codec::new(d, 1, s).unwrap();
+        let mut good = rows_of(d, off + s * rows + s);
+        let mut par = vec![0u8; good[0].len()];
+        xor_all(&mut par, good.iter().map(|b| &b[..]));
+        good.push(par);
+        for e in 0..=d {
+            let mut bufs = good.clone();
+            bufs[e].fill(0x5A);
+            let mut present = vec![true; d + 1];
+            present[e] = false;
+            c.rebuild(&mut bufs, off, s * rows, &present).unwrap();
+            assert_eq!(
+                bufs[e][off..off + s * rows],
+                good[e][off..off + s * rows],
+                "e={e}"
+            );
+            assert!(bufs[e][..off].iter().all(|&b| b == 0x5A), "e={e}");
+            assert!(
+                bufs[e][off + s * rows..].iter().all(|&b| b == 0x5A),
+                "e={e}"
+            );
+            for i in (0..=d).filter(|&i| i != e) {
+                assert_eq!(bufs[i], good[i]);
             }
         }
     }
