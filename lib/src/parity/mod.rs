@@ -10,9 +10,12 @@
 //!
 //! Invariants: a [`Codec`] allocates its scratch buffers once, in [`Codec::new`]; encoding,
 //! checking and rebuilding a row allocate nothing for XOR (the Reed-Solomon crate reuses its
-//! own work buffers through `reset`). Rows are addressed as "shard `i` is
+//! own work buffers through `reset`). Lost Reed-Solomon data shards are rebuilt by
+//! [`rsmatrix`] (the crate's code as a matrix, solved once per loss pattern) whenever the span
+//! is whole 64-byte chunks, by the crate's decoder otherwise. Rows are addressed as "shard `i` is
 //! `bufs[i][off..off + shard]`", so callers keep one buffer per volume and no per-row vector.
 
+mod rsmatrix;
 mod xor;
 
 pub use xor::{xor2, xor_all, xor_into};
@@ -62,6 +65,8 @@ fn rs_err(e: reed_solomon_simd::Error) -> ParityError {
 
 /// Spans at least this long per half are decoded on two threads.
 const PARALLEL_MIN: usize = 256 * 1024;
+/// The same for the matrix decoder (cheaper per byte, so a thread pays off later).
+const MATRIX_PARALLEL_MIN: usize = 256 * 1024;
 
 /// Rebuild the absent data shards of `shards` (all of one length) with `dec`.
 fn decode_into(
@@ -116,6 +121,11 @@ pub struct Codec {
     scratch: Vec<u8>,
     /// `shard` bytes: a shard saved while trying to locate a bad one.
     saved: Vec<u8>,
+    /// Reed-Solomon generator matrix, read from the crate on the first degraded rebuild
+    /// (`Some(None)`: not usable, the crate's decoder is used).
+    gen: Option<Option<Vec<Vec<u16>>>>,
+    /// Decode plan of the last loss pattern seen.
+    plan: Option<rsmatrix::Plan>,
 }
 
 impl Codec {
@@ -145,6 +155,8 @@ impl Codec {
             dec2: None,
             scratch: vec![0; parity * shard],
             saved: vec![0; shard],
+            gen: None,
+            plan: None,
         })
     }
 
@@ -286,7 +298,49 @@ impl Codec {
             self.scratch.resize(m * len, 0);
         }
         let data_lost = present[..d].iter().any(|&p| !p);
-        if data_lost {
+        if data_lost && len.is_multiple_of(64) {
+            let gen = self.gen.get_or_insert_with(|| rsmatrix::generator(d, m));
+            if let Some(g) = gen {
+                if self
+                    .plan
+                    .as_ref()
+                    .is_none_or(|p| p.present[..] != present[..n])
+                {
+                    self.plan = rsmatrix::plan(g, d, &present[..n]);
+                }
+            }
+        }
+        let plan = match &self.plan {
+            Some(p) if data_lost && len.is_multiple_of(64) && p.present[..] == present[..n] => {
+                Some(p)
+            }
+            _ => None,
+        };
+        if let Some(plan) = plan {
+            // Matrix decode (see `rsmatrix`): a large span is split over two cores at a
+            // 64-byte boundary.
+            let half = (len / 2) / 64 * 64;
+            let mut lo: Vec<&mut [u8]> = Vec::with_capacity(n);
+            if half >= MATRIX_PARALLEL_MIN
+                && std::thread::available_parallelism().map_or(1, |p| p.get()) > 1
+            {
+                let mut hi: Vec<&mut [u8]> = Vec::with_capacity(n);
+                for b in bufs.iter_mut() {
+                    let (a, z) = b[off..off + len].split_at_mut(half);
+                    lo.push(a);
+                    hi.push(z);
+                }
+                std::thread::scope(|sc| {
+                    sc.spawn(|| rsmatrix::apply(plan, &mut hi));
+                    rsmatrix::apply(plan, &mut lo);
+                });
+            } else {
+                for b in bufs.iter_mut() {
+                    lo.push(&mut b[off..off + len]);
+                }
+                rsmatrix::apply(plan, &mut lo);
+            }
+        } else if data_lost {
             match &mut self.rs {
                 None => unreachable!("XOR handled above"),
                 Some((_, dec)) => {
