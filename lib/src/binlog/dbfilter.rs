@@ -26,7 +26,7 @@
 //! makes the group Opaque).
 
 use super::error::Error;
-use super::group::{statement_text, Group};
+use super::group::{query_db_range, statement_text, Group};
 use super::reader::{Binlog, Format};
 use super::types::{self, Role};
 
@@ -71,22 +71,7 @@ fn trim(t: &[u8]) -> &[u8] {
 /// Default database of a Query / Query_compressed / Execute_load_query body (None when the
 /// body is too short to hold it).
 pub fn query_db<'a>(body: &'a [u8], type_code: u8, format: &Format) -> Option<&'a [u8]> {
-    let ph = match format.post_header_len(type_code) {
-        0 if type_code == types::EXECUTE_LOAD_QUERY => 26,
-        0 => 13,
-        n => n,
-    };
-    if body.len() < ph.max(11) {
-        return None;
-    }
-    let db_len = body[8] as usize;
-    let status_len = if ph >= 13 {
-        u16::from_le_bytes([body[11], body[12]]) as usize
-    } else {
-        0
-    };
-    let at = ph + status_len;
-    body.get(at..at + db_len)
+    query_db_range(body, type_code, format).map(|r| &body[r])
 }
 
 /// Database of a Table_map body (table id of 6 bytes, or 4 with a 6-byte post-header).

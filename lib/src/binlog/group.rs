@@ -99,27 +99,39 @@ pub fn statement_text<'a>(ev: &Event<'a>, format: &Format) -> Option<&'a [u8]> {
     let body = ev.body();
     match ev.type_code() {
         types::QUERY | types::EXECUTE_LOAD_QUERY => {
-            let ph = match format.post_header_len(ev.type_code()) {
-                0 if ev.type_code() == types::QUERY => 13,
-                0 => 26,
-                n => n,
-            };
-            if body.len() < ph.max(11) {
-                return None;
-            }
-            let db_len = body[8] as usize;
-            let status_len = if ph >= 13 {
-                u16::from_le_bytes([body[11], body[12]]) as usize
-            } else {
-                0
-            };
-            let start = ph + status_len + db_len + 1;
-            body.get(start..)
+            let db = query_db_range(body, ev.type_code(), format)?;
+            body.get(db.end + 1..)
         }
         types::ANNOTATE_ROWS => Some(body),
         types::ROWS_QUERY => body.get(1..),
         _ => None,
     }
+}
+
+/// Where a Query / Query_compressed / Execute_load_query body keeps its default database
+/// name (after the post-header and the status variables); None when the body is too short
+/// to hold it.
+pub(crate) fn query_db_range(
+    body: &[u8],
+    type_code: u8,
+    format: &Format,
+) -> Option<std::ops::Range<usize>> {
+    let ph = match format.post_header_len(type_code) {
+        0 if type_code == types::EXECUTE_LOAD_QUERY => 26,
+        0 => 13,
+        n => n,
+    };
+    if body.len() < ph.max(11) {
+        return None;
+    }
+    let db_len = body[8] as usize;
+    let status_len = if ph >= 13 {
+        u16::from_le_bytes([body[11], body[12]]) as usize
+    } else {
+        0
+    };
+    let at = ph + status_len;
+    (at + db_len <= body.len()).then_some(at..at + db_len)
 }
 
 fn trimmed(t: &[u8]) -> &[u8] {
