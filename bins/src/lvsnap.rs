@@ -541,7 +541,6 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
     let mut made = false;
     let mut hold: Option<hold::Hold> = None;
     let r = (|| -> Result<Report, Stop> {
-        let mut lock_held = None;
         // lvm with a hold: the lock only around LVM's suspend of the origin (lvmtrace.rs).
         let mut traced = None;
         if let (Kind::Lvm, Some(cmd), false) = (o.kind, &o.hold, o.hold_mode == "whole") {
@@ -561,53 +560,43 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
                 }
             }
         }
-        if let Some((t, snap_time, vg_lv)) = traced {
+        let (lock_held, frozen, snap_time) = if let Some((t, snap_time, vg_lv)) = traced {
             if rec.extra.as_deref() != Some(vg_lv.as_str()) {
                 rec.extra = Some(vg_lv);
                 rec.save()?;
             }
             pause_sig("snapshot", sig)?;
-            ops::after_release(o.kind, &rec);
+            let frozen = o.freeze.as_ref().map(|_| t.suspended);
+            (Some(t.lock_held), frozen, snap_time)
+        } else {
+            if let Some(cmd) = &o.hold {
+                let h = hold.insert(hold::Hold::start(cmd)?);
+                match h.wait_ready(sig, o.hold_timeout) {
+                    Ok(()) => {}
+                    Err(hold::WaitError::Failed(f)) => return Err(Stop::Failed(f)),
+                    Err(hold::WaitError::Signal(s)) => return Err(Stop::Signal(s)),
+                }
+                pause_sig("held", sig)?;
+            }
             check(sig)?;
-            if let Some(dir) = &o.mount {
-                rec.mount = Some(dir.to_string_lossy().into_owned());
+            let t0 = Instant::now();
+            // The record already says where the snapshot will be; a failing `make` cleans up
+            // after itself, so only a successful one is undone here.
+            let (extra, blocked) = ops::make(o.kind, &o.origin, &rec, o.size, false, lvm.as_ref())?;
+            made = true;
+            let snap_time = t0.elapsed();
+            if extra.is_some() && extra != rec.extra {
+                rec.extra = extra;
                 rec.save()?;
-                ops::mount(&rec, dir)?;
-                pause_sig("mounted", sig)?;
             }
-            rec.state = "ready".into();
-            rec.save()?;
-            return Ok(Report {
-                rec: rec.clone(),
-                lock_held: Some(t.lock_held),
-                frozen: o.freeze.as_ref().map(|_| t.suspended),
-                snapshot: snap_time,
-            });
-        }
-        if let Some(cmd) = &o.hold {
-            let h = hold.insert(hold::Hold::start(cmd)?);
-            match h.wait_ready(sig, o.hold_timeout) {
-                Ok(()) => {}
-                Err(hold::WaitError::Failed(f)) => return Err(Stop::Failed(f)),
-                Err(hold::WaitError::Signal(s)) => return Err(Stop::Signal(s)),
-            }
-            pause_sig("held", sig)?;
-        }
-        check(sig)?;
-        let t0 = Instant::now();
-        // The record already says where the snapshot will be; a failing `make` cleans up
-        // after itself, so only a successful one is undone here.
-        let (extra, blocked) = ops::make(o.kind, &o.origin, &rec, o.size, false, lvm.as_ref())?;
-        made = true;
-        let snap_time = t0.elapsed();
-        if extra.is_some() && extra != rec.extra {
-            rec.extra = extra;
-            rec.save()?;
-        }
-        pause_sig("snapshot", sig)?;
-        if let Some(mut h) = hold.take() {
-            lock_held = Some(h.release()?);
-        }
+            pause_sig("snapshot", sig)?;
+            let lock_held = match hold.take() {
+                Some(mut h) => Some(h.release()?),
+                None => None,
+            };
+            let frozen = if o.freeze.is_some() { blocked } else { None };
+            (lock_held, frozen, snap_time)
+        };
         ops::after_release(o.kind, &rec);
         check(sig)?;
         if let Some(dir) = &o.mount {
@@ -618,7 +607,6 @@ fn create(o: &CreateOpts, sig: &mut TermSignals) -> Result<Report, Stop> {
         }
         rec.state = "ready".into();
         rec.save()?;
-        let frozen = if o.freeze.is_some() { blocked } else { None };
         Ok(Report {
             rec: rec.clone(),
             lock_held,
