@@ -24,8 +24,9 @@ use lampvault::binlog::{
 
 use super::input::{self, threads, warn, Input, EXIT_DAMAGED, EXIT_UNFINISHED};
 
-/// Chains the header hop runs at once (their cache misses overlap).
-const HOP_CHAINS: usize = 16;
+/// Chains the header hop runs at once (their cache misses overlap; on 2 threads, 64 chains
+/// of a 650 MB file hopped 1.3–1.5 times faster than 16 here).
+const HOP_CHAINS: usize = 64;
 use crate::common::{is_stdio, Failure, IoContext};
 
 /// What the cut was asked to do.

@@ -36,6 +36,10 @@ const RESYNC_SCAN: u64 = 64 << 10;
 const RESYNC_CHAIN: usize = 4;
 /// The hop asks for the pages of this many bytes at a time, ahead of each chain.
 const POPULATE_CHUNK: u64 = 4 << 20;
+/// Pages are given back in aligned blocks of this size (a PMD mapping on x86-64)…
+const HUGE_PAGE: u64 = 2 << 20;
+/// …and at least this many bytes at a time.
+const RELEASE_BATCH: u64 = 4 << 20;
 
 fn u32le(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
@@ -79,9 +83,11 @@ struct Chain {
     /// Ended on an event that must not be passed (timestamp ≥ t, FDE, Start_encryption,
     /// framing problem) rather than at `end`.
     stopped: bool,
-    /// The pages of `populated_from..populated` were asked for last.
-    populated_from: u64,
+    /// The pages up to here were asked for; the last request was `grow` bytes.
     populated: u64,
+    grow: u64,
+    /// The pages from here to `pos` have not been given back yet.
+    released: u64,
 }
 
 impl Chain {
@@ -92,27 +98,37 @@ impl Chain {
             end,
             last_gtid: None,
             stopped: false,
-            populated_from: pos,
             populated: pos,
+            grow: 0,
+            released: pos.next_multiple_of(HUGE_PAGE),
         }
     }
     fn running(&self) -> bool {
         !self.stopped && self.pos < self.end
     }
 
-    /// Keep the pages just ahead of `pos` mapped; give back the chunk left behind.
+    /// Keep the pages just ahead of `pos` mapped; give back what is left behind.
+    ///
+    /// Pages are given back only in whole, aligned 2 MiB blocks and several at a time:
+    /// a page cache of large folios is mapped by PMD entries, which a partial
+    /// MADV_DONTNEED would split, and each call costs a TLB shootdown on the other CPUs.
     #[inline(always)]
     fn page(&mut self, pager: &dyn Pager) {
         if self.pos >= self.populated {
-            let behind = self.pos & !4095;
-            if behind > self.populated_from {
-                pager.release(self.populated_from, behind - self.populated_from);
-            }
             // start small (a chain past the window stops at its first event), then grow
-            let n = ((self.populated - self.populated_from) * 2).clamp(64 << 10, POPULATE_CHUNK);
-            pager.populate(self.pos, n);
-            self.populated_from = self.pos;
-            self.populated = self.pos + n;
+            self.grow = (self.grow * 2).clamp(64 << 10, POPULATE_CHUNK);
+            pager.populate(self.pos, self.grow);
+            self.populated = self.pos + self.grow;
+            self.release_behind(pager, RELEASE_BATCH);
+        }
+    }
+
+    /// Give back the aligned blocks before `pos` once there are at least `batch` bytes.
+    fn release_behind(&mut self, pager: &dyn Pager, batch: u64) {
+        let edge = self.pos & !(HUGE_PAGE - 1);
+        if edge >= self.released + batch.max(1) {
+            pager.release(self.released, edge - self.released);
+            self.released = edge;
         }
     }
 }
@@ -174,7 +190,17 @@ impl Walker<'_> {
                 self.advance(c);
                 crate::sys::prefetch::prefetch(self.data, c.pos as usize);
             }
-            live.retain(|&i| chains[i].running());
+            live.retain(|&i| {
+                let c = &mut chains[i];
+                if c.running() {
+                    return true;
+                }
+                if !c.stopped {
+                    // the whole segment was hopped: nothing of it is read again
+                    c.release_behind(pager, 0);
+                }
+                false
+            });
         }
     }
 
