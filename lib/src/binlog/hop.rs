@@ -125,7 +125,11 @@ impl Chain {
 
     /// Give back the aligned blocks before `pos` once there are at least `batch` bytes.
     fn release_behind(&mut self, pager: &dyn Pager, batch: u64) {
-        let edge = self.pos & !(HUGE_PAGE - 1);
+        self.release_to(pager, self.pos & !(HUGE_PAGE - 1), batch);
+    }
+
+    /// Give back the aligned blocks before `edge` once there are at least `batch` bytes.
+    fn release_to(&mut self, pager: &dyn Pager, edge: u64, batch: u64) {
         if edge >= self.released + batch.max(1) {
             pager.release(self.released, edge - self.released);
             self.released = edge;
@@ -196,8 +200,10 @@ impl Walker<'_> {
                     return true;
                 }
                 if !c.stopped {
-                    // the whole segment was hopped: nothing of it is read again
-                    c.release_behind(pager, 0);
+                    // the whole segment was hopped: nothing of it is read again, and the
+                    // block it shares with the next segment has been left by that chain
+                    // long ago (chains hop at the same pace)
+                    c.release_to(pager, c.pos.next_multiple_of(HUGE_PAGE), 0);
                 }
                 false
             });
