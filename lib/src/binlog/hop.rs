@@ -189,10 +189,12 @@ impl Walker<'_> {
             for &i in &live {
                 let c = &mut chains[i];
                 c.page(pager);
-                // one event per visit, then start the next header's cache miss: the other
-                // chains' work hides it
+                // one event per visit, then start the next header's cache misses: the other
+                // chains' work hides them. The fields `advance` reads end at byte 13, which
+                // is in the next cache line for one header in five.
                 self.advance(c);
                 crate::sys::prefetch::prefetch(self.data, c.pos as usize);
+                crate::sys::prefetch::prefetch(self.data, c.pos as usize + 12);
             }
             live.retain(|&i| {
                 let c = &mut chains[i];
