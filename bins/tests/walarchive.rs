@@ -704,6 +704,78 @@ fn concurrent_pushes_of_one_segment() {
     assert_eq!(e.stored(SEG9).len(), 1);
 }
 
+/// Two `--ahead` calls whose batches overlap (an archiver restarted while its old call still
+/// runs): every segment ends up stored once, right, both calls exit 0, and the later calls
+/// of each segment exit 0 and leave no record behind.
+#[test]
+fn concurrent_ahead_pushes_overlap_safely() {
+    let e = env("raceahead");
+    let pg_wal = e.s.path("pg_wal");
+    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    let segs = [SEG6, SEG9, SEG0A, TL2_0A];
+    for n in segs {
+        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
+        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for round in 0..10 {
+        let arch = e.s.path(&format!("arch{round}"));
+        fs::create_dir(&arch).unwrap();
+        let _ = fs::remove_dir_all(pg_wal.join(".walarchive-spool"));
+        let children: Vec<_> = [SEG6, SEG9, SEG6]
+            .iter()
+            .map(|n| {
+                Command::new(bin("walarchive"))
+                    .args(["push", pg_wal.join(n).to_str().unwrap(), n, "--archive"])
+                    .arg(&arch)
+                    .args(["--ahead", "8"])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert_eq!(status_code(&o), 0, "round {round}: {}", stderr(&o));
+        }
+        for n in segs {
+            let o = wa(&[
+                "push",
+                pg_wal.join(n).to_str().unwrap(),
+                n,
+                "--archive",
+                arch.to_str().unwrap(),
+                "--ahead",
+                "8",
+            ]);
+            assert!(o.status.success(), "round {round}: {n}: {}", stderr(&o));
+        }
+        let mut names = Vec::new();
+        for f in files_under(&arch) {
+            let n = f.file_name().unwrap().to_str().unwrap().to_string();
+            assert!(
+                !n.starts_with(TEMP_PREFIX),
+                "round {round}: temp file left: {n}"
+            );
+            if n == "walarchive.info" {
+                continue;
+            }
+            let st = StoredName::parse(&n).unwrap();
+            let bytes = decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20).unwrap();
+            assert_eq!(
+                bytes,
+                fs::read(pg_wal.join(&n[..24])).unwrap(),
+                "round {round}: {n}"
+            );
+            names.push(n[..24].to_string());
+        }
+        names.sort();
+        assert_eq!(names, segs, "round {round}: one stored copy per segment");
+        let left = fs::read_dir(pg_wal.join(".walarchive-spool")).map_or(0, |d| d.count());
+        assert_eq!(left, 0, "round {round}: spool records left");
+    }
+}
+
 #[test]
 fn kill_9_never_leaves_a_partial_final_file() {
     let e = env("kill");
