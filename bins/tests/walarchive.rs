@@ -641,6 +641,95 @@ fn full_filesystem_fails_cleanly_then_recovers() {
         fs::read(&dest).unwrap(),
         fs::read(e.src.join(SEG0A)).unwrap()
     );
+
+    // --ahead on a disk with room for one segment: the batch's workers fill it at once.
+    // PostgreSQL's own call exits 0 or 1 (with the cause), nothing partial and no record
+    // is left; once space returns, every call succeeds and the archive is right.
+    assert!(sh(&format!(
+        "rm -rf '{a}'/* && mount -o remount,size=24m '{a}'"
+    ))
+    .status
+    .success());
+    let pg_wal = e.s.path("pg_wal");
+    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    let segs = [SEG6, SEG9, SEG0A, TL2_0A];
+    for n in segs {
+        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
+        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let push_ahead = |n: &str| {
+        wa(&[
+            "push",
+            pg_wal.join(n).to_str().unwrap(),
+            n,
+            "--archive",
+            a,
+            "--compress",
+            "none",
+            "--ahead",
+            "8",
+        ])
+    };
+    let spool = pg_wal.join(".walarchive-spool");
+    let mut refused = 0;
+    for n in segs {
+        let o = push_ahead(n);
+        refused += usize::from(status_code(&o) == 1);
+        match status_code(&o) {
+            0 => {}
+            1 => assert!(
+                stderr(&o).contains("No space left on device"),
+                "{}",
+                stderr(&o)
+            ),
+            c => panic!("{n}: exit {c}: {}", stderr(&o)),
+        }
+        for f in files_under(Path::new(a)) {
+            let name = f.file_name().unwrap().to_str().unwrap().to_string();
+            assert!(
+                !name.starts_with(TEMP_PREFIX),
+                "{n}: temp file left: {name}"
+            );
+            if name != "walarchive.info" {
+                let st = StoredName::parse(&name).unwrap();
+                decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20).unwrap();
+            }
+        }
+        for r in fs::read_dir(&spool).into_iter().flatten() {
+            let r = r.unwrap().file_name().into_string().unwrap();
+            assert_eq!(
+                stored_in(a, &r).len(),
+                1,
+                "{n}: record for {r}, not archived"
+            );
+        }
+    }
+    // 24 MiB hold one 16 MiB segment: at least three of the four calls cannot succeed
+    assert!(refused >= 3, "only {refused} calls failed on the full disk");
+    assert!(sh(&format!("mount -o remount,size=128m '{a}'"))
+        .status
+        .success());
+    for n in segs {
+        ok(&push_ahead(n));
+        assert_eq!(stored_in(a, n).len(), 1, "{n}");
+        let dest = e.s.path(&format!("back-{n}"));
+        ok(&wa(&["fetch", n, dest.to_str().unwrap(), "--archive", a]));
+        assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(n)).unwrap());
+    }
+    assert_eq!(
+        fs::read_dir(&spool).map_or(0, |d| d.count()),
+        0,
+        "records left"
+    );
+}
+
+/// The stored files of `name` under the archive `arch`.
+fn stored_in(arch: &str, name: &str) -> Vec<PathBuf> {
+    files_under(Path::new(arch))
+        .into_iter()
+        .filter(|p| StoredName::entry_is_for(p.file_name().unwrap().to_str().unwrap(), name))
+        .collect()
 }
 
 #[test]
