@@ -1272,3 +1272,80 @@ fn database_refusals_and_usage() {
     let o = run(&["-d", &long, &row2]);
     assert_eq!(status_code(&o), 2);
 }
+
+/// A full disk under `-o FILE`: exit 1 with the cause, and no partial cut left under the
+/// name (a later `mariadb-binlog FILE | mysql` would replay half a window). Permissions:
+/// an unreadable input and an unwritable output directory are clear errors, exit 1.
+#[test]
+fn full_disk_and_permissions() {
+    if !require("root (tmpfs mount, runuser)", util::is_root()) {
+        return;
+    }
+    let s = Scratch::new("bc-full");
+    let mnt = s.path("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let o = sh(&format!(
+        "mount -t tmpfs -o size=128k,mode=0755 lvtest-binlogcut '{}'",
+        mnt.display()
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(mnt.clone());
+    let src = f("mariadb/mdev6020-mysql-bin.000001"); // 516 kB
+    let out = mnt.join("cut.bin");
+    let o = run(&["-o", out.to_str().unwrap(), &src]);
+    assert_eq!(status_code(&o), 1, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("binlogcut: {}: No space left on device\n", out.display())
+    );
+    assert!(!out.exists(), "partial cut left on a full disk");
+    // a small cut still fits
+    let small = f("mariadb/mariadb-bin.000001");
+    let o = run(&["-o", out.to_str().unwrap(), &small]);
+    assert_eq!(status_code(&o), 0, "{}", stderr(&o));
+    assert!(out.exists());
+
+    // as an unprivileged user: an unreadable input, an unwritable output directory
+    std::fs::set_permissions(&s.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exe = s.path("binlogcut");
+    std::fs::copy(bin("binlogcut"), &exe).unwrap();
+    let secret = s.path("secret.bin");
+    std::fs::copy(&small, &secret).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let nobody = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&exe)
+            .args(args)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        vec![secret.to_str().unwrap()],
+        vec!["verify", secret.to_str().unwrap()],
+        vec!["list", secret.to_str().unwrap()],
+    ] {
+        let o = nobody(&args);
+        assert_eq!(status_code(&o), 1, "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            format!("binlogcut: {}: Permission denied\n", secret.display()),
+            "{args:?}"
+        );
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    let o = nobody(&["-o", out.to_str().unwrap(), &small]);
+    assert_eq!(status_code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(&format!("binlogcut: {}: Permission denied", out.display())),
+        "{}",
+        stderr(&o)
+    );
+}
