@@ -266,9 +266,12 @@ $LV create /dev/mapper/base --name dg --cow /dev/mapper/cowa --cow-spare /dev/ma
 dmsetup table dg-cow | sed 's/^/  dg-cow: /'
 $LV watch dg --extend-at 50% --extend-by 100% --interval 0.3 2>/tmp/watch.err &
 watch=$!
-# 10 MiB: two extensions (8 -> 16 -> 32 MiB) at 50%; 12 MiB plus XFS metadata could cross
-# 50% of 32 MiB too and take the whole spare before the --once check below.
-for i in $(seq 1 10); do dd if=/dev/urandom of=/mnt/b/g$i bs=1M count=1 conv=fsync status=none; sleep 0.3; done
+# One or two extensions (8 -> 16 [-> 32] MiB) at 50%, never the third that would take the
+# rest of the spare before the --once check below: each 1 MiB file costs 1–1.6 MiB of COW
+# with XFS's log and metadata (7 files: 7.2 MiB seen; 10 files once reached 16.3 MiB, 51 %
+# of 32 MiB, and took the whole spare), so 7 files stay between 4 MiB (half of 8) and
+# 16 MiB (half of 32).
+for i in $(seq 1 7); do dd if=/dev/urandom of=/mnt/b/g$i bs=1M count=1 conv=fsync status=none; sleep 0.3; done
 for i in $(seq 1 40); do [ "$(dmsetup table dg-cow | wc -l)" -ge 2 ] && ! grep -q 'Invalid' <(dmsetup status dg) && [ "$($LV status dg --json | sed -n 's/.*"size":\([0-9]*\).*/\1/p')" -gt 8388608 ] && break; sleep 0.3; done
 kill -TERM $watch; wait $watch; wrc=$?
 cat /tmp/watch.err; dmsetup table dg-cow | sed 's/^/  dg-cow: /'; $LV status dg --json
