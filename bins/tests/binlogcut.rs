@@ -1283,19 +1283,7 @@ fn full_disk_and_permissions() {
     }
     let s = Scratch::new("bc-full");
     let mnt = s.path("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let o = sh(&format!(
-        "mount -t tmpfs -o size=128k,mode=0755 lvtest-binlogcut '{}'",
-        mnt.display()
-    ));
-    assert!(o.status.success(), "{}", stderr(&o));
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Umount(mnt.clone());
+    let _disk = util::Tmpfs::mount(&mnt, "128k");
     let src = f("mariadb/mdev6020-mysql-bin.000001"); // 516 kB
     let out = mnt.join("cut.bin");
     let o = run(&["-o", out.to_str().unwrap(), &src]);

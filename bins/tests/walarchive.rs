@@ -575,19 +575,7 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     }
     let e = env("full");
     let mnt = e.s.path("small");
-    fs::create_dir(&mnt).unwrap();
-    let o = sh(&format!(
-        "mount -t tmpfs -o size=20m,mode=0755 lvtest-walarchive '{}'",
-        mnt.display()
-    ));
-    assert!(o.status.success(), "{}", stderr(&o));
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Umount(mnt.clone());
+    let disk = util::Tmpfs::mount(&mnt, "20m");
     let a = mnt.to_str().unwrap();
     let push = |n: &str| {
         wa(&[
@@ -625,9 +613,7 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     ]);
     assert_eq!(status_code(&o), 1, "nothing partial is fetchable");
     // Space returns: the retry succeeds and everything reads back.
-    assert!(sh(&format!("mount -o remount,size=64m '{a}'"))
-        .status
-        .success());
+    disk.resize("64m");
     ok(&push(SEG0A));
     let dest = e.s.path("back");
     ok(&wa(&[
@@ -645,36 +631,14 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     // --ahead on a disk with room for one segment: the batch's workers fill it at once.
     // PostgreSQL's own call exits 0 or 1 (with the cause), nothing partial and no record
     // is left; once space returns, every call succeeds and the archive is right.
-    assert!(sh(&format!(
-        "rm -rf '{a}'/* && mount -o remount,size=24m '{a}'"
-    ))
-    .status
-    .success());
-    let pg_wal = e.s.path("pg_wal");
-    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    assert!(sh(&format!("rm -rf '{a}'/*")).status.success());
+    disk.resize("24m");
     let segs = [SEG6, SEG9, SEG0A, TL2_0A];
-    for n in segs {
-        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
-        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let push_ahead = |n: &str| {
-        wa(&[
-            "push",
-            pg_wal.join(n).to_str().unwrap(),
-            n,
-            "--archive",
-            a,
-            "--compress",
-            "none",
-            "--ahead",
-            "8",
-        ])
-    };
-    let spool = pg_wal.join(".walarchive-spool");
+    let pg_wal = pg_wal_ready(&e, &segs);
+    let none = ["--compress", "none"];
     let mut refused = 0;
     for n in segs {
-        let o = push_ahead(n);
+        let o = push_ahead(&pg_wal, n, &mnt, &none);
         refused += usize::from(status_code(&o) == 1);
         match status_code(&o) {
             0 => {}
@@ -685,51 +649,26 @@ fn full_filesystem_fails_cleanly_then_recovers() {
             ),
             c => panic!("{n}: exit {c}: {}", stderr(&o)),
         }
-        for f in files_under(Path::new(a)) {
-            let name = f.file_name().unwrap().to_str().unwrap().to_string();
-            assert!(
-                !name.starts_with(TEMP_PREFIX),
-                "{n}: temp file left: {name}"
-            );
-            if name != "walarchive.info" {
-                let st = StoredName::parse(&name).unwrap();
-                decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20).unwrap();
-            }
-        }
-        for r in fs::read_dir(&spool).into_iter().flatten() {
+        let stored = archived_copies(&mnt, &pg_wal, false, n);
+        for r in fs::read_dir(pg_wal.join(".walarchive-spool"))
+            .into_iter()
+            .flatten()
+        {
             let r = r.unwrap().file_name().into_string().unwrap();
-            assert_eq!(
-                stored_in(a, &r).len(),
-                1,
-                "{n}: record for {r}, not archived"
-            );
+            assert!(stored.contains(&r), "{n}: record for {r}, not archived");
         }
     }
     // 24 MiB hold one 16 MiB segment: at least three of the four calls cannot succeed
     assert!(refused >= 3, "only {refused} calls failed on the full disk");
-    assert!(sh(&format!("mount -o remount,size=128m '{a}'"))
-        .status
-        .success());
+    disk.resize("128m");
     for n in segs {
-        ok(&push_ahead(n));
-        assert_eq!(stored_in(a, n).len(), 1, "{n}");
+        ok(&push_ahead(&pg_wal, n, &mnt, &none));
         let dest = e.s.path(&format!("back-{n}"));
         ok(&wa(&["fetch", n, dest.to_str().unwrap(), "--archive", a]));
         assert_eq!(fs::read(&dest).unwrap(), fs::read(e.src.join(n)).unwrap());
     }
-    assert_eq!(
-        fs::read_dir(&spool).map_or(0, |d| d.count()),
-        0,
-        "records left"
-    );
-}
-
-/// The stored files of `name` under the archive `arch`.
-fn stored_in(arch: &str, name: &str) -> Vec<PathBuf> {
-    files_under(Path::new(arch))
-        .into_iter()
-        .filter(|p| StoredName::entry_is_for(p.file_name().unwrap().to_str().unwrap(), name))
-        .collect()
+    assert_eq!(archived_copies(&mnt, &pg_wal, false, "after"), segs);
+    assert_eq!(spool_records(&pg_wal), 0, "records left");
 }
 
 #[test]
@@ -752,10 +691,7 @@ fn concurrent_pushes_of_one_segment() {
                     .unwrap()
             })
             .collect();
-        for c in children {
-            let o = c.wait_with_output().unwrap();
-            assert_eq!(status_code(&o), 0, "round {round}: {}", stderr(&o));
-        }
+        wait_all_ok(children, &format!("round {round}"));
         assert_eq!(e.stored(SEG9).len(), 1);
         fs::remove_file(&e.stored(SEG9)[0]).unwrap();
     }
@@ -793,20 +729,88 @@ fn concurrent_pushes_of_one_segment() {
     assert_eq!(e.stored(SEG9).len(), 1);
 }
 
+/// A pg_wal as PostgreSQL leaves it: `segs` copied from the fixtures with their `.ready`
+/// markers, and settled (ahead records are only written for sources whose last change is
+/// more than 100 ms older than the read).
+fn pg_wal_ready(e: &Env, segs: &[&str]) -> PathBuf {
+    let pg_wal = e.s.path("pg_wal");
+    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    for n in segs {
+        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
+        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    pg_wal
+}
+
+/// PostgreSQL's call for `name` from `pg_wal` into `arch`, with `--ahead 8` and `extra`.
+fn push_ahead(pg_wal: &Path, name: &str, arch: &Path, extra: &[&str]) -> Output {
+    let mut c = Command::new(bin("walarchive"));
+    c.arg("push")
+        .arg(pg_wal.join(name))
+        .arg(name)
+        .arg("--archive")
+        .arg(arch);
+    c.args(["--ahead", "8"]).args(extra).output().unwrap()
+}
+
+/// The segments stored under `arch`, sorted, after checking that each stored file is a
+/// complete copy of the file of its name in `pg_wal` and, unless `temps_ok`, that no
+/// temporary file is left.
+fn archived_copies(arch: &Path, pg_wal: &Path, temps_ok: bool, ctx: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for f in files_under(arch) {
+        let n = f.file_name().unwrap().to_str().unwrap().to_string();
+        if n.starts_with(TEMP_PREFIX) {
+            assert!(temps_ok, "{ctx}: temp file left: {n}");
+            continue;
+        }
+        if n == "walarchive.info" {
+            continue;
+        }
+        let st = StoredName::parse(&n).unwrap();
+        let bytes = decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20)
+            .unwrap_or_else(|err| panic!("{ctx}: partial {}: {err}", f.display()));
+        assert_eq!(
+            bytes,
+            fs::read(pg_wal.join(&n[..24])).unwrap(),
+            "{ctx}: {n}"
+        );
+        names.push(n[..24].to_string());
+    }
+    names.sort();
+    names
+}
+
+/// Wait for processes started with piped stderr; each must exit 0.
+fn wait_all_ok(children: Vec<std::process::Child>, ctx: &str) {
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(status_code(&o), 0, "{ctx}: {}", stderr(&o));
+    }
+}
+
+/// The next xorshift64 value of `seed` (random delays that differ from run to run).
+fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Records left in `pg_wal`'s spool.
+fn spool_records(pg_wal: &Path) -> usize {
+    fs::read_dir(pg_wal.join(".walarchive-spool")).map_or(0, |d| d.count())
+}
+
 /// Two `--ahead` calls whose batches overlap (an archiver restarted while its old call still
 /// runs): every segment ends up stored once, right, both calls exit 0, and the later calls
 /// of each segment exit 0 and leave no record behind.
 #[test]
 fn concurrent_ahead_pushes_overlap_safely() {
     let e = env("raceahead");
-    let pg_wal = e.s.path("pg_wal");
-    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
     let segs = [SEG6, SEG9, SEG0A, TL2_0A];
-    for n in segs {
-        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
-        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pg_wal = pg_wal_ready(&e, &segs);
     for round in 0..10 {
         let arch = e.s.path(&format!("arch{round}"));
         fs::create_dir(&arch).unwrap();
@@ -823,45 +827,14 @@ fn concurrent_ahead_pushes_overlap_safely() {
                     .unwrap()
             })
             .collect();
-        for c in children {
-            let o = c.wait_with_output().unwrap();
-            assert_eq!(status_code(&o), 0, "round {round}: {}", stderr(&o));
-        }
+        wait_all_ok(children, &format!("round {round}"));
         for n in segs {
-            let o = wa(&[
-                "push",
-                pg_wal.join(n).to_str().unwrap(),
-                n,
-                "--archive",
-                arch.to_str().unwrap(),
-                "--ahead",
-                "8",
-            ]);
+            let o = push_ahead(&pg_wal, n, &arch, &[]);
             assert!(o.status.success(), "round {round}: {n}: {}", stderr(&o));
         }
-        let mut names = Vec::new();
-        for f in files_under(&arch) {
-            let n = f.file_name().unwrap().to_str().unwrap().to_string();
-            assert!(
-                !n.starts_with(TEMP_PREFIX),
-                "round {round}: temp file left: {n}"
-            );
-            if n == "walarchive.info" {
-                continue;
-            }
-            let st = StoredName::parse(&n).unwrap();
-            let bytes = decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20).unwrap();
-            assert_eq!(
-                bytes,
-                fs::read(pg_wal.join(&n[..24])).unwrap(),
-                "round {round}: {n}"
-            );
-            names.push(n[..24].to_string());
-        }
-        names.sort();
-        assert_eq!(names, segs, "round {round}: one stored copy per segment");
-        let left = fs::read_dir(pg_wal.join(".walarchive-spool")).map_or(0, |d| d.count());
-        assert_eq!(left, 0, "round {round}: spool records left");
+        let ctx = format!("round {round}");
+        assert_eq!(archived_copies(&arch, &pg_wal, false, &ctx), segs, "{ctx}");
+        assert_eq!(spool_records(&pg_wal), 0, "{ctx}: spool records left");
     }
 }
 
@@ -872,9 +845,7 @@ fn kill_9_never_leaves_a_partial_final_file() {
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15 ^ u64::from(std::process::id());
     let mut completed = 0;
     for i in 0..200 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let delay = std::time::Duration::from_micros(seed % 60_000);
         let mut c = Command::new(bin("walarchive"))
             .args([
@@ -909,9 +880,7 @@ fn kill_9_never_leaves_a_partial_final_file() {
     for i in 0..60 {
         let _ = fs::remove_dir_all(&fresh);
         fs::create_dir(&fresh).unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let mut c = Command::new(bin("walarchive"))
             .args([
                 "push",
@@ -1022,15 +991,9 @@ fn kill_9_never_leaves_a_partial_final_file() {
 #[test]
 fn ahead_records_confirm_only_an_unchanged_source() {
     let e = env("aheadrec");
-    let pg_wal = e.s.path("pg_wal");
-    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
-    for n in [SEG6, SEG9, SEG0A, TL2_0A] {
-        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
-        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
-    }
     // PostgreSQL's segments are complete long before they are archived; records are only
     // written for sources whose last change (ctime) is > 100 ms older than the read.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pg_wal = pg_wal_ready(&e, &[SEG6, SEG9, SEG0A, TL2_0A]);
     let rec = |n: &str| pg_wal.join(".walarchive-spool").join(n);
     ok(&e.push_from(&pg_wal.join(SEG6), SEG6, &["--ahead", "8"]));
     assert_eq!(e.stored(SEG9).len(), 1);
@@ -1204,9 +1167,7 @@ fn killed_fetch_leaves_no_temp_for_good() {
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D ^ u64::from(std::process::id());
     let mut with_temps = 0;
     for i in 0..40 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let _ = fs::remove_file(&dest); // as PostgreSQL does before each call
         let mut c = Command::new(bin("walarchive"))
             .args(["fetch", SEG9, dest.to_str().unwrap(), "--archive"])
@@ -1482,9 +1443,7 @@ fn source_changed_during_push_fails_cleanly() {
     let (mut sigbus, mut archived) = (0, 0);
     for i in 0..30 {
         fs::write(&victim, &orig).unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let c = Command::new(bin("walarchive"))
             .args([
                 "push",
@@ -1532,9 +1491,7 @@ fn source_changed_during_push_fails_cleanly() {
     let (mut refused, mut kept) = (0, 0);
     for i in 0..20 {
         fs::write(&victim, &orig).unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        xorshift(&mut seed);
         let c = Command::new(bin("walarchive"))
             .args([
                 "push",
@@ -1586,25 +1543,15 @@ fn source_changed_during_push_fails_cleanly() {
 #[test]
 fn kill_9_of_ahead_pushes_keeps_the_guarantees() {
     let e = env("killahead");
-    let pg_wal = e.s.path("pg_wal");
-    fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
     let segs = [SEG6, SEG9, SEG0A, TL2_0A];
-    for n in segs {
-        fs::copy(e.src.join(n), pg_wal.join(n)).unwrap();
-        fs::write(pg_wal.join(format!("archive_status/{n}.ready")), b"").unwrap();
-    }
-    // old enough for records to be written (ctime > 100 ms before the read)
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let spool = pg_wal.join(".walarchive-spool");
+    let pg_wal = pg_wal_ready(&e, &segs);
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D ^ u64::from(std::process::id());
     let (mut with_records, mut stored_at_kill) = (0, 0);
     for i in 0..60 {
         let arch = e.s.path(&format!("arch{i}"));
         fs::create_dir(&arch).unwrap();
-        let _ = fs::remove_dir_all(&spool);
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        let _ = fs::remove_dir_all(pg_wal.join(".walarchive-spool"));
+        xorshift(&mut seed);
         let mut c = Command::new(bin("walarchive"))
             .args([
                 "push",
@@ -1619,70 +1566,24 @@ fn kill_9_of_ahead_pushes_keeps_the_guarantees() {
         std::thread::sleep(std::time::Duration::from_micros(seed % 90_000));
         let _ = c.kill(); // SIGKILL
         let _ = c.wait();
-        with_records += usize::from(fs::read_dir(&spool).map_or(0, |d| d.count()) > 0);
+        with_records += usize::from(spool_records(&pg_wal) > 0);
         // what the kill left under final names is complete
-        for f in files_under(&arch) {
-            let n = f.file_name().unwrap().to_str().unwrap().to_string();
-            if n.starts_with(TEMP_PREFIX) || n == "walarchive.info" {
-                continue;
-            }
-            let st = StoredName::parse(&n).unwrap();
-            let bytes = decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20)
-                .unwrap_or_else(|err| panic!("iteration {i}: partial {}: {err}", f.display()));
-            assert_eq!(
-                bytes,
-                fs::read(pg_wal.join(&n[..24])).unwrap(),
-                "iteration {i}: {n}"
-            );
-            stored_at_kill += 1;
-        }
+        let ctx = format!("iteration {i}");
+        stored_at_kill += archived_copies(&arch, &pg_wal, true, &ctx).len();
         // PostgreSQL retries the killed call, then asks for each later segment
         for n in segs {
-            let o = wa(&[
-                "push",
-                pg_wal.join(n).to_str().unwrap(),
-                n,
-                "--archive",
-                arch.to_str().unwrap(),
-                "--ahead",
-                "8",
-            ]);
-            assert!(o.status.success(), "iteration {i}: {n}: {}", stderr(&o));
+            let o = push_ahead(&pg_wal, n, &arch, &[]);
+            assert!(o.status.success(), "{ctx}: {n}: {}", stderr(&o));
         }
-        let mut names = Vec::new();
-        for f in files_under(&arch) {
-            let n = f.file_name().unwrap().to_str().unwrap().to_string();
-            assert!(
-                !n.starts_with(TEMP_PREFIX),
-                "iteration {i}: temp file left: {n}"
-            );
-            if n == "walarchive.info" {
-                continue;
-            }
-            let st = StoredName::parse(&n).unwrap();
-            let bytes = decode_stored(&st, &fs::read(&f).unwrap(), 16 << 20).unwrap();
-            assert_eq!(
-                bytes,
-                fs::read(pg_wal.join(&n[..24])).unwrap(),
-                "iteration {i}: {n}"
-            );
-            names.push(n[..24].to_string());
-        }
-        names.sort();
-        assert_eq!(names, segs, "iteration {i}: one stored copy per segment");
-        let left = fs::read_dir(&spool).map_or(0, |d| d.count());
-        assert_eq!(
-            left, 0,
-            "iteration {i}: spool records left after every call"
-        );
+        assert_eq!(archived_copies(&arch, &pg_wal, false, &ctx), segs, "{ctx}");
+        assert_eq!(spool_records(&pg_wal), 0, "{ctx}: spool records left");
         // verify agrees: every file's checksum is right; the only finding is the gap the
         // fixtures have (07 and 08 were never there)
         let v = wa(&["verify", "--archive", arch.to_str().unwrap()]);
+        let gap = "timeline 1: missing 000000010000000000000007 .. 000000010000000000000008";
         assert!(
-            stderr(&v).contains(
-                "timeline 1: missing 000000010000000000000007 .. 000000010000000000000008"
-            ) && stderr(&v).contains(" 1 problem(s) found"),
-            "iteration {i}: {}",
+            stderr(&v).contains(gap) && stderr(&v).contains(" 1 problem(s) found"),
+            "{ctx}: {}",
             stderr(&v)
         );
         fs::remove_dir_all(&arch).unwrap();

@@ -61,6 +61,41 @@ impl Drop for Scratch {
     }
 }
 
+/// A small tmpfs mounted at `dir` (created) for full-disk tests; unmounted when dropped.
+/// Needs root.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size},mode=0755"))
+            .arg("lvtest-tmpfs")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mount tmpfs: {}", stderr(&o));
+        Tmpfs(dir.to_path_buf())
+    }
+    /// Change the size (`mount -o remount,size=`).
+    pub fn resize(&self, size: &str) {
+        let o = Command::new("mount")
+            .arg("-o")
+            .arg(format!("remount,size={size}"))
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "remount tmpfs: {}", stderr(&o));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// True when `prog` is found on PATH (or is an existing path).
 pub fn have(prog: &str) -> bool {
     if prog.contains('/') {
