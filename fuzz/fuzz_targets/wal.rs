@@ -1,7 +1,8 @@
 //! Fuzz the WAL parsers: file names, the long page header and its checks, timeline history
 //! files, LZ4 frames and walarchive's stored-file reader. Properties: no panic; names
 //! round-trip; every error offset lies inside the input; a decoded frame re-encodes to a
-//! frame that decodes to the same bytes. Seed with `scripts/fuzz-seed-wal` (from fixtures/wal).
+//! frame that decodes to the same bytes; the parallel frame decoder agrees with the
+//! sequential one. Seed with `scripts/fuzz-seed-wal` (from fixtures/wal).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +27,18 @@ fuzz_target!(|data: &[u8]| {
         if let Err(e) = parse_history(tli, data) {
             assert!(e.offset <= data.len(), "history error offset {} beyond {}", e.offset, data.len());
         }
+    }
+    // the parallel, streaming decoder says exactly what the sequential one says
+    let mut streamed = Vec::new();
+    let par = lz4frame::decode_frame_parallel::<()>(data, 1 << 20, 2, |b| {
+        streamed.extend_from_slice(b);
+        Ok(())
+    });
+    let seq = lz4frame::decode_frame(data, 1 << 20);
+    match (&par, &seq) {
+        (Ok(n), Ok(out)) => assert!(*n == out.len() as u64 && streamed == *out),
+        (Err(lz4frame::DecodeError::Frame(a)), Err(b)) => assert_eq!(a, b),
+        _ => panic!("parallel {:?} vs sequential {:?}", par.is_ok(), seq.is_ok()),
     }
     match lz4frame::decode_frame(data, 1 << 20) {
         Ok(out) => {

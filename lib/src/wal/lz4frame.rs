@@ -236,8 +236,20 @@ pub fn is_frame(data: &[u8]) -> bool {
     data.len() >= 4 && u32::from_le_bytes([data[0], data[1], data[2], data[3]]) == MAGIC
 }
 
-/// Decode exactly one LZ4 frame making up all of `data`, producing at most `limit` bytes.
-pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
+/// A frame's descriptor, as [`parse_header`] read it.
+struct Header {
+    indep: bool,
+    block_cks: bool,
+    content_cks: bool,
+    max_block: usize,
+    content_size: Option<u64>,
+    /// Where the first block starts.
+    len: usize,
+}
+
+/// Check and read the frame header of `data` (magic, descriptor, header checksum, content
+/// size against `limit`).
+fn parse_header(data: &[u8], limit: usize) -> Result<Header, FrameError> {
     if data.len() < 7 {
         return Err(ferr(
             0,
@@ -255,10 +267,6 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
     if flg & 0b10 != 0 || bd & 0x8F != 0 {
         return Err(ferr(4, "reserved bits set in the frame descriptor"));
     }
-    let indep = flg & 0x20 != 0;
-    let block_cks = flg & 0x10 != 0;
-    let has_size = flg & 0x08 != 0;
-    let content_cks = flg & 0x04 != 0;
     if flg & 0x01 != 0 {
         return Err(ferr(4, "frames with a dictionary id are not supported"));
     }
@@ -271,7 +279,7 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
     };
     let mut p = 6;
     let mut content_size = None;
-    if has_size {
+    if flg & 0x08 != 0 {
         let Some(b) = data.get(p..p + 8) else {
             return Err(ferr(p, "truncated content size"));
         };
@@ -293,6 +301,26 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
             ));
         }
     }
+    Ok(Header {
+        indep: flg & 0x20 != 0,
+        block_cks: flg & 0x10 != 0,
+        content_cks: flg & 0x04 != 0,
+        max_block,
+        content_size,
+        len: p,
+    })
+}
+
+/// Decode exactly one LZ4 frame making up all of `data`, producing at most `limit` bytes.
+pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
+    let Header {
+        indep,
+        block_cks,
+        content_cks,
+        max_block,
+        content_size,
+        len: mut p,
+    } = parse_header(data, limit)?;
     let mut out: Vec<u8> = Vec::with_capacity(content_size.unwrap_or(0) as usize);
     let mut scratch = vec![0u8; max_block];
     loop {
@@ -372,6 +400,154 @@ pub fn decode_frame(data: &[u8], limit: usize) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// What [`decode_frame_parallel`] fails with: the frame, or the sink.
+#[derive(Debug)]
+pub enum DecodeError<E> {
+    Frame(FrameError),
+    Sink(E),
+}
+
+/// A decoded block: a slice of the frame (stored uncompressed) or a buffer of the pool.
+enum Decoded<'a> {
+    Raw(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+/// [`decode_frame`], handing the content to `sink` in order, block by block, as it is
+/// decoded, with the blocks of a frame of independent blocks decoded by `threads` workers
+/// at once (frames with linked blocks or a content checksum, or `threads` ≤ 1: one
+/// [`decode_frame`], then the content in [`BLOCK_SIZE`] pieces). Accepts exactly the frames
+/// `decode_frame` accepts, and fails with its error: on any problem the frame is decoded
+/// again by `decode_frame` for it. `sink` never gets more than `limit` bytes, but may have
+/// been given a prefix of the content when an error is returned.
+pub fn decode_frame_parallel<E>(
+    data: &[u8],
+    limit: usize,
+    threads: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<u64, DecodeError<E>> {
+    let h = parse_header(data, limit).map_err(DecodeError::Frame)?;
+    if !h.indep || h.content_cks || threads <= 1 {
+        let out = decode_frame(data, limit).map_err(DecodeError::Frame)?;
+        for piece in out.chunks(BLOCK_SIZE) {
+            sink(piece).map_err(DecodeError::Sink)?;
+        }
+        return Ok(out.len() as u64);
+    }
+    let canonical = || {
+        DecodeError::Frame(match decode_frame(data, limit) {
+            Err(e) => e,
+            Ok(_) => ferr(0, "frame decoded differently on a second reading"),
+        })
+    };
+    // Locate the blocks (and check their checksums) without decoding them.
+    let mut blocks: Vec<(bool, &[u8])> = Vec::new();
+    let mut p = h.len;
+    loop {
+        let Some(w) = data.get(p..p + 4) else {
+            return Err(canonical());
+        };
+        let word = u32::from_le_bytes(w.try_into().expect("4 bytes"));
+        p += 4;
+        if word == 0 {
+            break;
+        }
+        let len = (word & 0x7FFF_FFFF) as usize;
+        let Some(blk) = data.get(p..p + len).filter(|_| len <= h.max_block) else {
+            return Err(canonical());
+        };
+        p += len;
+        if h.block_cks {
+            match data.get(p..p + 4) {
+                Some(c) if u32::from_le_bytes(c.try_into().expect("4 bytes")) == xxh32(blk, 0) => {}
+                _ => return Err(canonical()),
+            }
+            p += 4;
+        }
+        blocks.push((word & 0x8000_0000 != 0, blk));
+    }
+    if p != data.len() {
+        return Err(canonical());
+    }
+    let n = blocks.len();
+    let next = AtomicUsize::new(0);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let pool = std::sync::Mutex::new(Vec::<Vec<u8>>::new());
+    let mut total = 0u64;
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, Option<Decoded>)>(threads * 2);
+        for _ in 0..threads.min(n) {
+            let tx = tx.clone();
+            let (next, stop, pool, blocks) = (&next, &stop, &pool, &blocks);
+            let max_block = h.max_block;
+            s.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let (raw, blk) = blocks[i];
+                let d = if raw {
+                    Some(Decoded::Raw(blk))
+                } else {
+                    let mut buf = pool
+                        .lock()
+                        .ok()
+                        .and_then(|mut v| v.pop())
+                        .unwrap_or_default();
+                    buf.resize(max_block, 0);
+                    match lz4::decompress(blk, &mut buf) {
+                        Ok(k) => {
+                            buf.truncate(k);
+                            Some(Decoded::Owned(buf))
+                        }
+                        Err(_) => None,
+                    }
+                };
+                if tx.send((i, d)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: Vec<Option<Option<Decoded>>> = (0..n).map(|_| None).collect();
+        let mut want = 0;
+        for (i, d) in rx.iter() {
+            pending[i] = Some(d);
+            while want < n {
+                let Some(d) = pending[want].take() else { break };
+                let fail = |e| {
+                    stop.store(true, Ordering::Relaxed);
+                    Err(e)
+                };
+                let Some(d) = d else { return fail(canonical()) };
+                let bytes: &[u8] = match &d {
+                    Decoded::Raw(b) => b,
+                    Decoded::Owned(v) => v,
+                };
+                total += bytes.len() as u64;
+                if total > limit as u64 {
+                    return fail(canonical());
+                }
+                if let Err(e) = sink(bytes) {
+                    return fail(DecodeError::Sink(e));
+                }
+                if let (Decoded::Owned(v), Ok(mut p)) = (d, pool.lock()) {
+                    p.push(v);
+                }
+                want += 1;
+            }
+        }
+        Ok(())
+    })?;
+    if h.content_size.is_some_and(|cs| cs != total) {
+        return Err(canonical());
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +587,148 @@ mod tests {
         let empty = compress_to_vec(b"", 1);
         assert_eq!(decode_frame(&empty, 0).unwrap(), b"");
         assert!(decode_frame(b"\x04\x22\x4d\x18\x68\x60", 10).is_err());
+    }
+
+    /// `decode_frame_parallel` collected, with `threads` workers.
+    fn par(f: &[u8], limit: usize, threads: usize) -> Result<Vec<u8>, FrameError> {
+        let mut out = Vec::new();
+        let r = decode_frame_parallel::<()>(f, limit, threads, |b| {
+            assert!(
+                out.len() + b.len() <= limit,
+                "sink given more than the limit"
+            );
+            out.extend_from_slice(b);
+            Ok(())
+        });
+        match r {
+            Ok(n) => {
+                assert_eq!(n, out.len() as u64);
+                Ok(out)
+            }
+            Err(DecodeError::Frame(e)) => Err(e),
+            Err(DecodeError::Sink(())) => unreachable!(),
+        }
+    }
+
+    /// Frames of our writer and of liblz4's frame API (linked blocks, checksums, raw
+    /// blocks), intact and damaged: the parallel decoder says exactly what `decode_frame`
+    /// says, bytes or error.
+    #[test]
+    fn parallel_decode_matches_decode_frame() {
+        use lzzzz::lz4f;
+        let mut src = Vec::new();
+        let mut x = 0x9E37_79B9u32;
+        for i in 0..(2 * BLOCK_SIZE + 77_777) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            // compressible runs, then a stretch of noise that LZ4 stores raw
+            src.push(if (BLOCK_SIZE..BLOCK_SIZE + 300_000).contains(&i) {
+                x as u8
+            } else {
+                (i % 97) as u8
+            });
+        }
+        let mut frames = vec![
+            compress_to_vec(&src, 1),
+            compress_to_vec(&src[..1000], 1),
+            compress_to_vec(b"", 1),
+        ];
+        for (size, mode, bcks, ccks) in [
+            (
+                lz4f::BlockSize::Max64KB,
+                lz4f::BlockMode::Independent,
+                lz4f::BlockChecksum::Enabled,
+                lz4f::ContentChecksum::Disabled,
+            ),
+            (
+                lz4f::BlockSize::Max256KB,
+                lz4f::BlockMode::Linked,
+                lz4f::BlockChecksum::Disabled,
+                lz4f::ContentChecksum::Disabled,
+            ),
+            (
+                lz4f::BlockSize::Max4MB,
+                lz4f::BlockMode::Independent,
+                lz4f::BlockChecksum::Disabled,
+                lz4f::ContentChecksum::Enabled,
+            ),
+            (
+                lz4f::BlockSize::Max1MB,
+                lz4f::BlockMode::Independent,
+                lz4f::BlockChecksum::Disabled,
+                lz4f::ContentChecksum::Disabled,
+            ),
+        ] {
+            let prefs = lz4f::PreferencesBuilder::new()
+                .block_size(size)
+                .block_mode(mode)
+                .block_checksum(bcks)
+                .content_checksum(ccks)
+                .build();
+            let mut f = Vec::new();
+            lz4f::compress_to_vec(&src, &mut f, &prefs).unwrap();
+            frames.push(f);
+        }
+        for (k, f) in frames.iter().enumerate() {
+            let want = decode_frame(f, src.len());
+            for threads in [1, 2, 3] {
+                assert_eq!(
+                    par(f, src.len(), threads),
+                    want,
+                    "frame {k}, {threads} threads"
+                );
+            }
+            // under the limit
+            let lim = want.as_ref().map_or(0, |v| v.len().saturating_sub(1));
+            assert_eq!(
+                par(f, lim, 2),
+                decode_frame(f, lim),
+                "frame {k} limit {lim}"
+            );
+            // damaged: a byte flipped at many places, truncated, extended
+            let step = (f.len() / 97).max(1);
+            for at in (0..f.len()).step_by(step) {
+                let mut d = f.clone();
+                d[at] ^= 0x5A;
+                assert_eq!(
+                    par(&d, src.len(), 2),
+                    decode_frame(&d, src.len()),
+                    "frame {k} flipped at {at}"
+                );
+            }
+            for cut in [0, 1, 7, f.len() / 2, f.len().saturating_sub(1)] {
+                let d = &f[..cut.min(f.len())];
+                assert_eq!(
+                    par(d, src.len(), 2),
+                    decode_frame(d, src.len()),
+                    "frame {k} cut at {cut}"
+                );
+            }
+            let mut d = f.clone();
+            d.extend_from_slice(b"tail");
+            assert_eq!(
+                par(&d, src.len(), 2),
+                decode_frame(&d, src.len()),
+                "frame {k} + tail"
+            );
+        }
+    }
+
+    #[test]
+    fn parallel_decode_stops_at_the_sinks_error() {
+        let src: Vec<u8> = (0..5 * BLOCK_SIZE).map(|i| (i % 13) as u8).collect();
+        let f = compress_to_vec(&src, 1);
+        let mut calls = 0;
+        let r = decode_frame_parallel(&f, src.len(), 2, |_| {
+            calls += 1;
+            if calls == 2 {
+                Err("disk full")
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(r, Err(DecodeError::Sink("disk full"))));
+        assert_eq!(calls, 2);
     }
 }
