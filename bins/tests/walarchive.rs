@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use lampvault::wal::store::{decode_stored, ArchiveInfo, StoredName, TEMP_PREFIX};
+use lampvault::wal::store::{self, decode_stored, ArchiveInfo, StoredName, TEMP_PREFIX};
 use util::{bin, fixture, require, sh, status_code, stderr, Scratch};
 
 const SEG9: &str = "000000010000000000000009";
@@ -463,11 +463,56 @@ fn fetch_missing_is_1_everything_else_255() {
     assert_eq!(status_code(&v), 1);
     assert!(stderr(&v).contains("BLAKE3 mismatch"), "{}", stderr(&v));
     fs::write(&h, good_h).unwrap();
+    // A segment is decoded straight into the temporary file next to %p, block by block:
+    // failures found late — a damaged last block, a hash that does not match, a header that
+    // does not belong to the name — still leave neither %p nor a temporary file.
+    let no_temps = |what: &str| {
+        let left: Vec<_> = fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|d| d.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect();
+        assert!(left.is_empty(), "{what}: temp files left: {left:?}");
+        assert!(!dest.exists(), "{what}: %p written");
+    };
+    no_temps("bit flip and truncation above");
+    let mut bad = good.clone();
+    let last = bad.len() - 100; // inside the last block, before the end mark
+    bad[last] ^= 0x40;
+    fs::write(&f, &bad).unwrap();
+    let o = e.fetch(SEG9, &dest);
+    assert_eq!(status_code(&o), 255, "{}", stderr(&o));
+    assert!(stderr(&o).contains("is corrupt"), "{}", stderr(&o));
+    no_temps("damaged last block");
+    // 0A's stored bytes under 09's name (09's hash): decodes fine, the hash does not match
+    let f0a = {
+        ok(&e.push(SEG0A));
+        e.stored(SEG0A)[0].clone()
+    };
+    fs::write(&f, fs::read(&f0a).unwrap()).unwrap();
+    let o = e.fetch(SEG9, &dest);
+    assert_eq!(status_code(&o), 255, "{}", stderr(&o));
+    assert!(stderr(&o).contains("BLAKE3 mismatch"), "{}", stderr(&o));
+    no_temps("hash mismatch");
+    // ...and under a name that carries 0A's hash: the hash matches, the header does not
+    let st0a = StoredName::parse(f0a.file_name().unwrap().to_str().unwrap()).unwrap();
+    let forged = f.with_file_name(format!("{SEG9}-{}.lz4", store::hex(&st0a.hash)));
+    fs::remove_file(&f).unwrap();
+    fs::copy(&f0a, &forged).unwrap();
+    let o = e.fetch(SEG9, &dest);
+    assert_eq!(status_code(&o), 255, "{}", stderr(&o));
+    assert!(stderr(&o).contains("page address"), "{}", stderr(&o));
+    no_temps("header of another segment");
+    fs::remove_file(&forged).unwrap();
+    fs::write(&f, &good).unwrap();
     // Repaired: works again.
     ok(&e.fetch(SEG9, &dest));
-    assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()])
-        .status
-        .success());
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(e.src.join(SEG9)).unwrap()
+    );
+    let v = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", stderr(&v));
 }
 
 /// Run walarchive as an unprivileged user (root ignores permissions).

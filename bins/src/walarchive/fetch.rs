@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,9 +17,14 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 use clap::ArgMatches;
 use lampvault::durable::{self, TempFile};
-use lampvault::wal::page::check_segment;
-use lampvault::wal::store::{decode_stored, ArchiveInfo, INFO_FILE, TEMP_PREFIX};
+use lampvault::sys::writeback;
+use lampvault::wal::lz4frame::{self, DecodeError};
+use lampvault::wal::page::LONG_HEADER_LEN;
+use lampvault::wal::store::{
+    decode_stored, hex, ArchiveInfo, ContentHasher, INFO_FILE, TEMP_PREFIX,
+};
 use lampvault::wal::{parse_history, WalKind, WalName};
+use lampvault::wal::{LongHeader, StoredError};
 
 use super::{archive, prefetch, FETCH_FAIL};
 use crate::common::{errno_text, Failure};
@@ -77,8 +83,12 @@ pub fn run(m: &ArgMatches) -> Result<u8, Failure> {
         spawn_prefetch(m, &wal, &dest, root);
         return Ok(0);
     }
-    let data = read_verified(&wal, entry, &info).map_err(fail)?;
-    write_dest(&dest, &data)?;
+    if wal.has_pages() {
+        fetch_streaming(&wal, entry, &info, &dest)?;
+    } else {
+        let data = read_verified(&wal, entry, &info).map_err(fail)?;
+        write_dest(&dest, &data)?;
+    }
     if wal.kind == WalKind::Segment {
         spawn_prefetch(m, &wal, &dest, root);
     }
@@ -136,15 +146,7 @@ pub(super) fn read_verified(
 /// The header / history checks of a file about to be handed to PostgreSQL.
 pub(super) fn check_content(wal: &WalName, data: &[u8], info: &ArchiveInfo) -> Result<(), String> {
     match wal.kind {
-        WalKind::Segment | WalKind::Partial => {
-            let h = check_segment(wal, data, Some(info.magic)).map_err(|e| e.to_string())?;
-            if h.sysid != info.system_id || h.seg_size != info.seg_size || h.magic != info.magic {
-                return Err(format!(
-                    "belongs to system identifier {} (archive: {}); refused",
-                    h.sysid, info.system_id
-                ));
-            }
-        }
+        WalKind::Segment | WalKind::Partial => check_head(wal, data, data.len() as u64, info)?,
         WalKind::History => {
             parse_history(wal.tli, data).map_err(|e| e.to_string())?;
         }
@@ -153,8 +155,86 @@ pub(super) fn check_content(wal: &WalName, data: &[u8], info: &ArchiveInfo) -> R
     Ok(())
 }
 
+/// The page-header checks of a segment of `len` bytes that starts with `head`.
+fn check_head(wal: &WalName, head: &[u8], len: u64, info: &ArchiveInfo) -> Result<(), String> {
+    let h = LongHeader::parse(head, Some(info.magic)).map_err(|e| e.to_string())?;
+    h.check_against(wal, len).map_err(|e| e.to_string())?;
+    if h.sysid != info.system_id || h.seg_size != info.seg_size || h.magic != info.magic {
+        return Err(format!(
+            "belongs to system identifier {} (archive: {}); refused",
+            h.sysid, info.system_id
+        ));
+    }
+    Ok(())
+}
+
+/// Decode workers of a streaming fetch (the caller's thread writes and hashes).
+const DECODE_THREADS: usize = 2;
+
+/// [`read_verified`] + [`write_dest`] for a segment, without the whole segment in memory
+/// first: its blocks are decoded on [`DECODE_THREADS`] workers and written to the temporary
+/// file next to `%p` in order as they come, writeback started at once, the BLAKE3 taken on
+/// the way, so the disk writes while later blocks are still being decoded. `%p` appears
+/// (fsync, rename) only after the same checks with the same messages: the hash in the
+/// stored name, then the page header; anything else removes the temporary file.
+fn fetch_streaming(
+    wal: &WalName,
+    entry: &archive::Entry,
+    info: &ArchiveInfo,
+    dest: &Path,
+) -> Result<(), Failure> {
+    let name = wal.to_string();
+    let path = entry.path.display();
+    let bytes = fs::read(&entry.path).map_err(|e| fail(format!("{path}: {}", errno_text(&e))))?;
+    let corrupt = |e: StoredError| fail(format!("{name}: {path} is corrupt: {e}"));
+    let mut t = create_temp(dest)?;
+    let mut hasher = ContentHasher::new();
+    let mut head = Vec::with_capacity(LONG_HEADER_LEN);
+    let mut written = 0u64;
+    let mut sink = |b: &[u8]| -> io::Result<()> {
+        let more = LONG_HEADER_LEN.saturating_sub(head.len()).min(b.len());
+        head.extend_from_slice(&b[..more]);
+        hasher.update(b);
+        t.write_all(b)?;
+        let _ = writeback::start_writeback(t.file.as_fd(), written, b.len() as u64);
+        written += b.len() as u64;
+        Ok(())
+    };
+    let total = if entry.stored.compressed {
+        let limit = info.seg_size as usize;
+        match lz4frame::decode_frame_parallel(&bytes, limit, DECODE_THREADS, &mut sink) {
+            Ok(n) => n,
+            Err(DecodeError::Frame(e)) => return Err(corrupt(StoredError::Frame(e))),
+            Err(DecodeError::Sink(e)) => return Err(io_fail(dest.display(), &e)),
+        }
+    } else {
+        for piece in bytes.chunks(lz4frame::BLOCK_SIZE) {
+            sink(piece).map_err(|e| io_fail(dest.display(), &e))?;
+        }
+        bytes.len() as u64
+    };
+    let found = hasher.finalize();
+    if found != entry.stored.hash {
+        return Err(corrupt(StoredError::Checksum {
+            expected: hex(&entry.stored.hash),
+            found: hex(&found),
+        }));
+    }
+    check_head(wal, &head, total, info).map_err(|e| fail(format!("{name}: {path}: {e}")))?;
+    t.persist_replace(dest)
+        .map_err(|e| io_fail(dest.display(), &e))
+}
+
 /// Write `%p` through a temporary name in its directory; never leave a partial `%p`.
 fn write_dest(dest: &Path, data: &[u8]) -> Result<(), Failure> {
+    let mut t = create_temp(dest)?;
+    t.write_all(data).map_err(|e| io_fail(dest.display(), &e))?;
+    t.persist_replace(dest)
+        .map_err(|e| io_fail(dest.display(), &e))
+}
+
+/// A new temporary file next to `dest`, after removing those of killed fetches into it.
+fn create_temp(dest: &Path) -> Result<TempFile, Failure> {
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -171,9 +251,5 @@ fn write_dest(dest: &Path, data: &[u8]) -> Result<(), Failure> {
         }
     }
     let tmp_name = durable::temp_name(TEMP_PREFIX, base);
-    let mut t =
-        TempFile::create(&parent, &tmp_name, 0o600).map_err(|e| io_fail(dest.display(), &e))?;
-    t.write_all(data).map_err(|e| io_fail(dest.display(), &e))?;
-    t.persist_replace(dest)
-        .map_err(|e| io_fail(dest.display(), &e))
+    TempFile::create(&parent, &tmp_name, 0o600).map_err(|e| io_fail(dest.display(), &e))
 }
