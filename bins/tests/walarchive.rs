@@ -58,10 +58,56 @@ fn env(tag: &str) -> Env {
 }
 
 fn wa(args: &[&str]) -> Output {
+    spawn_wa(args).wait_with_output().expect("run walarchive")
+}
+
+/// walarchive started with `args` (paths as strings), stdout and stderr piped.
+fn spawn_wa<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
     Command::new(bin("walarchive"))
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start walarchive")
+}
+
+/// `push SRC NAME --archive ARCH EXTRA...`, started.
+fn spawn_push(src: &Path, name: &str, arch: &Path, extra: &[&str]) -> std::process::Child {
+    let mut a: Vec<&std::ffi::OsStr> = vec![
+        "push".as_ref(),
+        src.as_ref(),
+        name.as_ref(),
+        "--archive".as_ref(),
+        arch.as_ref(),
+    ];
+    a.extend(extra.iter().map(std::ffi::OsStr::new));
+    spawn_wa(&a)
+}
+
+/// `push SRC NAME --archive ARCH EXTRA...`, run to the end.
+fn push_to(src: &Path, name: &str, arch: &Path, extra: &[&str]) -> Output {
+    spawn_push(src, name, arch, extra)
+        .wait_with_output()
         .expect("run walarchive")
+}
+
+/// `fetch NAME DEST --archive ARCH`.
+fn fetch_from(name: &str, dest: &Path, arch: &Path) -> Output {
+    let a: [&std::ffi::OsStr; 5] = [
+        "fetch".as_ref(),
+        name.as_ref(),
+        dest.as_ref(),
+        "--archive".as_ref(),
+        arch.as_ref(),
+    ];
+    spawn_wa(&a).wait_with_output().expect("run walarchive")
+}
+
+/// SIGKILL `c` after `micros` µs (it may have finished by then) and reap it.
+fn kill_after(mut c: std::process::Child, micros: u64) {
+    std::thread::sleep(std::time::Duration::from_micros(micros));
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 impl Env {
@@ -69,24 +115,19 @@ impl Env {
         self.push_from(&self.src.join(name), name, &[])
     }
     fn push_from(&self, path: &Path, name: &str, extra: &[&str]) -> Output {
-        let mut a = vec![
-            "push",
-            path.to_str().unwrap(),
-            name,
-            "--archive",
-            self.arch.to_str().unwrap(),
-        ];
-        a.extend_from_slice(extra);
-        wa(&a)
+        push_to(path, name, &self.arch, extra)
     }
     fn fetch(&self, name: &str, dest: &Path) -> Output {
-        wa(&[
-            "fetch",
-            name,
-            dest.to_str().unwrap(),
-            "--archive",
-            self.arch.to_str().unwrap(),
-        ])
+        fetch_from(name, dest, &self.arch)
+    }
+    /// Fetch `name` to `dest`: exit 0 and the source's bytes.
+    fn fetch_ok(&self, name: &str, dest: &Path) {
+        ok(&self.fetch(name, dest));
+        assert_eq!(
+            fs::read(dest).unwrap(),
+            fs::read(self.src.join(name)).unwrap(),
+            "{name}"
+        );
     }
     fn stored(&self, name: &str) -> Vec<PathBuf> {
         let w = lampvault::wal::WalName::parse(name).unwrap();
@@ -238,11 +279,7 @@ fn stock_lz4_and_b3sum_read_the_archive() {
     ));
     assert!(o.status.success());
     let dest = e.s.path("from-stock");
-    ok(&e.fetch(SEG9, &dest));
-    assert_eq!(
-        fs::read(&dest).unwrap(),
-        fs::read(e.src.join(SEG9)).unwrap()
-    );
+    e.fetch_ok(SEG9, &dest);
 }
 
 #[test]
@@ -323,15 +360,7 @@ fn bad_segments_are_refused() {
     // --system-id guards a fresh archive too.
     let fresh = e.s.path("fresh");
     fs::create_dir(&fresh).unwrap();
-    let o = wa(&[
-        "push",
-        e.src.join(SEG9).to_str().unwrap(),
-        SEG9,
-        "--archive",
-        fresh.to_str().unwrap(),
-        "--system-id",
-        "42",
-    ]);
+    let o = push_to(&e.src.join(SEG9), SEG9, &fresh, &["--system-id", "42"]);
     assert_eq!(status_code(&o), 1);
     assert!(!fresh.join("walarchive.info").exists());
     // A truncated history file (no final newline) and a non-history.
@@ -402,13 +431,7 @@ fn fetch_missing_is_1_everything_else_255() {
         assert!(!dest.exists());
     }
     // Archive missing, or an empty directory (an unmounted mount point): 255.
-    let o = wa(&[
-        "fetch",
-        SEG9,
-        dest.to_str().unwrap(),
-        "--archive",
-        e.s.path("nope").to_str().unwrap(),
-    ]);
+    let o = fetch_from(SEG9, &dest, &e.s.path("nope"));
     assert_eq!(status_code(&o), 255);
     assert_eq!(
         stderr(&o),
@@ -419,13 +442,7 @@ fn fetch_missing_is_1_everything_else_255() {
     );
     let empty = e.s.path("empty");
     fs::create_dir(&empty).unwrap();
-    let o = wa(&[
-        "fetch",
-        SEG9,
-        dest.to_str().unwrap(),
-        "--archive",
-        empty.to_str().unwrap(),
-    ]);
+    let o = fetch_from(SEG9, &dest, &empty);
     assert_eq!(status_code(&o), 255);
     assert!(
         stderr(&o).contains("not a walarchive archive"),
@@ -506,11 +523,7 @@ fn fetch_missing_is_1_everything_else_255() {
     fs::remove_file(&forged).unwrap();
     fs::write(&f, &good).unwrap();
     // Repaired: works again.
-    ok(&e.fetch(SEG9, &dest));
-    assert_eq!(
-        fs::read(&dest).unwrap(),
-        fs::read(e.src.join(SEG9)).unwrap()
-    );
+    e.fetch_ok(SEG9, &dest);
     let v = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
     assert!(v.status.success(), "{}", stderr(&v));
 }
@@ -622,17 +635,7 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     let mnt = e.s.path("small");
     let disk = util::Tmpfs::mount(&mnt, "20m");
     let a = mnt.to_str().unwrap();
-    let push = |n: &str| {
-        wa(&[
-            "push",
-            e.src.join(n).to_str().unwrap(),
-            n,
-            "--archive",
-            a,
-            "--compress",
-            "none",
-        ])
-    };
+    let push = |n: &str| push_to(&e.src.join(n), n, &mnt, &["--compress", "none"]);
     ok(&push(SEG9));
     let o = push(SEG0A);
     assert_eq!(status_code(&o), 1);
@@ -649,25 +652,13 @@ fn full_filesystem_fails_cleanly_then_recovers() {
         "temporary file left on a full disk"
     );
     assert!(wa(&["verify", "--archive", a]).status.success());
-    let o = wa(&[
-        "fetch",
-        SEG0A,
-        e.s.path("x").to_str().unwrap(),
-        "--archive",
-        a,
-    ]);
+    let o = fetch_from(SEG0A, &e.s.path("x"), &mnt);
     assert_eq!(status_code(&o), 1, "nothing partial is fetchable");
     // Space returns: the retry succeeds and everything reads back.
     disk.resize("64m");
     ok(&push(SEG0A));
     let dest = e.s.path("back");
-    ok(&wa(&[
-        "fetch",
-        SEG0A,
-        dest.to_str().unwrap(),
-        "--archive",
-        a,
-    ]));
+    ok(&fetch_from(SEG0A, &dest, &mnt));
     assert_eq!(
         fs::read(&dest).unwrap(),
         fs::read(e.src.join(SEG0A)).unwrap()
@@ -722,19 +713,7 @@ fn concurrent_pushes_of_one_segment() {
     ok(&e.push(SEG6)); // records the cluster
     for round in 0..5 {
         let children: Vec<_> = (0..4)
-            .map(|_| {
-                Command::new(bin("walarchive"))
-                    .args([
-                        "push",
-                        e.src.join(SEG9).to_str().unwrap(),
-                        SEG9,
-                        "--archive",
-                        e.arch.to_str().unwrap(),
-                    ])
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|_| spawn_push(&e.src.join(SEG9), SEG9, &e.arch, &[]))
             .collect();
         wait_all_ok(children, &format!("round {round}"));
         assert_eq!(e.stored(SEG9).len(), 1);
@@ -745,27 +724,8 @@ fn concurrent_pushes_of_one_segment() {
     data[123_456] ^= 1;
     let other = e.s.path("other");
     fs::write(&other, &data).unwrap();
-    let a = Command::new(bin("walarchive"))
-        .args([
-            "push",
-            e.src.join(SEG9).to_str().unwrap(),
-            SEG9,
-            "--archive",
-            e.arch.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
-    let b = Command::new(bin("walarchive"))
-        .args([
-            "push",
-            other.to_str().unwrap(),
-            SEG9,
-            "--archive",
-            e.arch.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let a = spawn_push(&e.src.join(SEG9), SEG9, &e.arch, &[]);
+    let b = spawn_push(&other, SEG9, &e.arch, &[]);
     let codes =
         [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()].map(|o| status_code(&o));
     let mut sorted = codes;
@@ -790,13 +750,9 @@ fn pg_wal_ready(e: &Env, segs: &[&str]) -> PathBuf {
 
 /// PostgreSQL's call for `name` from `pg_wal` into `arch`, with `--ahead 8` and `extra`.
 fn push_ahead(pg_wal: &Path, name: &str, arch: &Path, extra: &[&str]) -> Output {
-    let mut c = Command::new(bin("walarchive"));
-    c.arg("push")
-        .arg(pg_wal.join(name))
-        .arg(name)
-        .arg("--archive")
-        .arg(arch);
-    c.args(["--ahead", "8"]).args(extra).output().unwrap()
+    let mut a = vec!["--ahead", "8"];
+    a.extend_from_slice(extra);
+    push_to(&pg_wal.join(name), name, arch, &a)
 }
 
 /// The segments stored under `arch`, sorted, after checking that each stored file is a
@@ -862,15 +818,7 @@ fn concurrent_ahead_pushes_overlap_safely() {
         let _ = fs::remove_dir_all(pg_wal.join(".walarchive-spool"));
         let children: Vec<_> = [SEG6, SEG9, SEG6]
             .iter()
-            .map(|n| {
-                Command::new(bin("walarchive"))
-                    .args(["push", pg_wal.join(n).to_str().unwrap(), n, "--archive"])
-                    .arg(&arch)
-                    .args(["--ahead", "8"])
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|n| spawn_push(&pg_wal.join(n), n, &arch, &["--ahead", "8"]))
             .collect();
         wait_all_ok(children, &format!("round {round}"));
         for n in segs {
@@ -891,20 +839,10 @@ fn kill_9_never_leaves_a_partial_final_file() {
     let mut completed = 0;
     for i in 0..200 {
         xorshift(&mut seed);
-        let delay = std::time::Duration::from_micros(seed % 60_000);
-        let mut c = Command::new(bin("walarchive"))
-            .args([
-                "push",
-                e.src.join(SEG9).to_str().unwrap(),
-                SEG9,
-                "--archive",
-                e.arch.to_str().unwrap(),
-            ])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let _ = c.kill(); // SIGKILL
-        let _ = c.wait();
+        kill_after(
+            spawn_push(&e.src.join(SEG9), SEG9, &e.arch, &[]),
+            seed % 60_000,
+        );
         for f in e.stored(SEG9) {
             let st = StoredName::parse(f.file_name().unwrap().to_str().unwrap()).unwrap();
             let bytes = fs::read(&f).unwrap();
@@ -926,19 +864,10 @@ fn kill_9_never_leaves_a_partial_final_file() {
         let _ = fs::remove_dir_all(&fresh);
         fs::create_dir(&fresh).unwrap();
         xorshift(&mut seed);
-        let mut c = Command::new(bin("walarchive"))
-            .args([
-                "push",
-                e.src.join(SEG9).to_str().unwrap(),
-                SEG9,
-                "--archive",
-            ])
-            .arg(&fresh)
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(seed % 80_000));
-        let _ = c.kill();
-        let _ = c.wait();
+        kill_after(
+            spawn_push(&e.src.join(SEG9), SEG9, &fresh, &[]),
+            seed % 80_000,
+        );
         let mut temps = 0;
         for f in files_under(&fresh) {
             let n = f.file_name().unwrap().to_str().unwrap().to_string();
@@ -955,13 +884,7 @@ fn kill_9_never_leaves_a_partial_final_file() {
             }
         }
         with_temps += usize::from(temps > 0);
-        let o = wa(&[
-            "push",
-            e.src.join(SEG9).to_str().unwrap(),
-            SEG9,
-            "--archive",
-            fresh.to_str().unwrap(),
-        ]);
+        let o = push_to(&e.src.join(SEG9), SEG9, &fresh, &[]);
         ok(&o);
         let left: Vec<PathBuf> = files_under(&fresh)
             .into_iter()
@@ -978,13 +901,7 @@ fn kill_9_never_leaves_a_partial_final_file() {
             "iteration {i}: {temps} temp file(s) after the kill, still there after the retry: {left:?}"
         );
         let back = e.s.path("fresh-back");
-        ok(&wa(&[
-            "fetch",
-            SEG9,
-            back.to_str().unwrap(),
-            "--archive",
-            fresh.to_str().unwrap(),
-        ]));
+        ok(&fetch_from(SEG9, &back, &fresh));
         assert_eq!(
             fs::read(&back).unwrap(),
             fs::read(e.src.join(SEG9)).unwrap()
@@ -998,37 +915,15 @@ fn kill_9_never_leaves_a_partial_final_file() {
     // info from the same segment and confirms the identical copy.
     fs::remove_file(fresh.join("walarchive.info")).unwrap();
     let back = e.s.path("fresh-back2");
-    let o = wa(&[
-        "fetch",
-        SEG9,
-        back.to_str().unwrap(),
-        "--archive",
-        fresh.to_str().unwrap(),
-    ]);
+    let o = fetch_from(SEG9, &back, &fresh);
     assert_eq!(status_code(&o), 255, "{}", stderr(&o));
-    ok(&wa(&[
-        "push",
-        e.src.join(SEG9).to_str().unwrap(),
-        SEG9,
-        "--archive",
-        fresh.to_str().unwrap(),
-    ]));
+    ok(&push_to(&e.src.join(SEG9), SEG9, &fresh, &[]));
     assert!(fresh.join("walarchive.info").exists());
-    ok(&wa(&[
-        "fetch",
-        SEG9,
-        back.to_str().unwrap(),
-        "--archive",
-        fresh.to_str().unwrap(),
-    ]));
+    ok(&fetch_from(SEG9, &back, &fresh));
     // A retry succeeds, leftovers are temp files only, and the result is right.
     ok(&e.push(SEG9));
     let dest = e.s.path("back");
-    ok(&e.fetch(SEG9, &dest));
-    assert_eq!(
-        fs::read(&dest).unwrap(),
-        fs::read(e.src.join(SEG9)).unwrap()
-    );
+    e.fetch_ok(SEG9, &dest);
     let s = wa(&["verify", "--archive", e.arch.to_str().unwrap()]);
     assert!(s.status.success(), "{}", stderr(&s));
 }
@@ -1114,16 +1009,8 @@ fn ahead_records_confirm_only_an_unchanged_source() {
     ok(&e.push_from(&pg_wal.join(SEG0A), SEG0A, &[]));
     assert!(!rec(SEG0A).exists());
     let dest = e.s.path("back");
-    ok(&e.fetch(SEG0A, &dest));
-    assert_eq!(
-        fs::read(&dest).unwrap(),
-        fs::read(e.src.join(SEG0A)).unwrap()
-    );
-    ok(&e.fetch(SEG9, &dest));
-    assert_eq!(
-        fs::read(&dest).unwrap(),
-        fs::read(e.src.join(SEG9)).unwrap()
-    );
+    e.fetch_ok(SEG0A, &dest);
+    e.fetch_ok(SEG9, &dest);
 }
 
 #[test]
@@ -1214,14 +1101,14 @@ fn killed_fetch_leaves_no_temp_for_good() {
     for i in 0..40 {
         xorshift(&mut seed);
         let _ = fs::remove_file(&dest); // as PostgreSQL does before each call
-        let mut c = Command::new(bin("walarchive"))
-            .args(["fetch", SEG9, dest.to_str().unwrap(), "--archive"])
-            .arg(&e.arch)
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(seed % 40_000));
-        let _ = c.kill();
-        let _ = c.wait();
+        let c = spawn_wa(&[
+            "fetch".as_ref(),
+            SEG9.as_ref(),
+            dest.as_os_str(),
+            "--archive".as_ref(),
+            e.arch.as_os_str(),
+        ]);
+        kill_after(c, seed % 40_000);
         let temps = || {
             fs::read_dir(&pg_wal)
                 .unwrap()
@@ -1465,14 +1352,32 @@ fn ahead_pushes_ready_segments_with_the_same_checks() {
     assert_eq!(status_code(&o), 1);
     assert!(stderr(&o).contains("already archived with different content"));
     let dest = e.s.path("back");
-    ok(&e.fetch(SEG0A, &dest));
-    assert_eq!(
-        fs::read(&dest).unwrap(),
-        fs::read(e.src.join(SEG0A)).unwrap()
-    );
+    e.fetch_ok(SEG0A, &dest);
     assert!(wa(&["verify", "--archive", e.arch.to_str().unwrap()])
         .status
         .success());
+}
+
+/// Push `victim` as SEG9 and, `micros` µs after the start, `disturb` it. The push must end
+/// by exit 0 or 1, never a signal; returns its exit code and stderr.
+fn push_disturbed(
+    e: &Env,
+    victim: &Path,
+    micros: u64,
+    i: usize,
+    disturb: impl FnOnce(),
+) -> (Option<i32>, String) {
+    let c = spawn_push(victim, SEG9, &e.arch, &[]);
+    std::thread::sleep(std::time::Duration::from_micros(micros));
+    disturb();
+    let o = c.wait_with_output().unwrap();
+    let (code, err) = (o.status.code(), stderr(&o));
+    assert!(
+        code == Some(0) || code == Some(1),
+        "iteration {i}: push ended by {:?}, stderr: {err}",
+        o.status
+    );
+    (code, err)
 }
 
 /// A source truncated or rewritten while push reads it (through its map: SIGBUS territory) — never by
@@ -1489,32 +1394,14 @@ fn source_changed_during_push_fails_cleanly() {
     for i in 0..30 {
         fs::write(&victim, &orig).unwrap();
         xorshift(&mut seed);
-        let c = Command::new(bin("walarchive"))
-            .args([
-                "push",
-                victim.to_str().unwrap(),
-                SEG9,
-                "--archive",
-                e.arch.to_str().unwrap(),
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(seed % 12_000));
-        fs::File::options()
-            .write(true)
-            .open(&victim)
-            .unwrap()
-            .set_len((1 << 20) + 4096)
-            .unwrap();
-        let o = c.wait_with_output().unwrap();
-        let code = o.status.code();
-        let err = String::from_utf8_lossy(&o.stderr).to_string();
-        assert!(
-            code == Some(0) || code == Some(1),
-            "iteration {i}: push ended by {:?}, stderr: {err}",
-            o.status
-        );
+        let (code, err) = push_disturbed(&e, &victim, seed % 12_000, i, || {
+            fs::File::options()
+                .write(true)
+                .open(&victim)
+                .unwrap()
+                .set_len((1 << 20) + 4096)
+                .unwrap();
+        });
         if err.contains("SIGBUS") {
             sigbus += 1;
         }
@@ -1537,34 +1424,14 @@ fn source_changed_during_push_fails_cleanly() {
     for i in 0..20 {
         fs::write(&victim, &orig).unwrap();
         xorshift(&mut seed);
-        let c = Command::new(bin("walarchive"))
-            .args([
-                "push",
-                victim.to_str().unwrap(),
-                SEG9,
-                "--archive",
-                e.arch.to_str().unwrap(),
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(seed % 8_000));
-        {
+        let (code, err) = push_disturbed(&e, &victim, seed % 8_000, i, || {
             use std::os::unix::fs::FileExt;
             let f = fs::File::options().write(true).open(&victim).unwrap();
             for k in 0..8u64 {
                 let at = (1 << 20) + ((seed >> (k * 4)) % 15) * (1 << 20) + 4096 * k;
                 f.write_all_at(&[0xA5; 8192], at).unwrap();
             }
-        }
-        let o = c.wait_with_output().unwrap();
-        let code = o.status.code();
-        let err = String::from_utf8_lossy(&o.stderr).to_string();
-        assert!(
-            code == Some(0) || code == Some(1),
-            "iteration {i}: push ended by {:?}, stderr: {err}",
-            o.status
-        );
+        });
         if code == Some(1) {
             refused += 1;
         }
@@ -1597,20 +1464,8 @@ fn kill_9_of_ahead_pushes_keeps_the_guarantees() {
         fs::create_dir(&arch).unwrap();
         let _ = fs::remove_dir_all(pg_wal.join(".walarchive-spool"));
         xorshift(&mut seed);
-        let mut c = Command::new(bin("walarchive"))
-            .args([
-                "push",
-                pg_wal.join(SEG6).to_str().unwrap(),
-                SEG6,
-                "--archive",
-            ])
-            .arg(&arch)
-            .args(["--ahead", "8"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(seed % 90_000));
-        let _ = c.kill(); // SIGKILL
-        let _ = c.wait();
+        let c = spawn_push(&pg_wal.join(SEG6), SEG6, &arch, &["--ahead", "8"]);
+        kill_after(c, seed % 90_000); // SIGKILL
         with_records += usize::from(spool_records(&pg_wal) > 0);
         // what the kill left under final names is complete
         let ctx = format!("iteration {i}");
