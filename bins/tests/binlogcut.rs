@@ -70,37 +70,45 @@ fn peer_sql(args: &[&str]) -> (i32, String) {
         if after_fde && l == "ROLLBACK/*!*/;" {
             continue;
         }
-        // session state the peer prints only when it changes, and again at each new file
-        const STATE: &[&str] = &[
-            "DELIMITER ",
-            "SET @@session.",
-            "SET TIMESTAMP=",
-            "use `",
-            "/*!\\C ",
-            "/*M!100101 SET @@session.skip_parallel_replication",
-            "/*M!100001 SET @@session.gtid_domain_id",
-            "/*M!100001 SET @@session.server_id",
-            "/*!50530 SET @@SESSION.PSEUDO_SLAVE_MODE",
-            "/*!40019 SET @@session.max_delayed_threads",
-            "/*!50003 SET ",
-            "ROLLBACK /* added by mysqlbinlog */",
-            "/*!100001 SET @@SESSION.",
-        ];
-        if STATE.iter().any(|p| l.starts_with(p)) {
+        if is_session_state(l) {
             continue;
         }
-        // LOAD DATA temp file names carry a per-run counter of the peer
-        let l = match l.find("SQL_LOAD_MB-") {
-            Some(i) => {
-                let end = l[i..].find('\'').map(|e| i + e).unwrap_or(l.len());
-                format!("{}SQL_LOAD_MB-N{}", &l[..i], &l[end..])
-            }
-            None => l.to_string(),
-        };
+        let l = without_load_counter(l);
         out.push_str(&l);
         out.push('\n');
     }
     (status_code(&o), out)
+}
+
+/// Session state mariadb-binlog prints only when it changes, and again at each new file.
+fn is_session_state(l: &str) -> bool {
+    const STATE: &[&str] = &[
+        "DELIMITER ",
+        "SET @@session.",
+        "SET TIMESTAMP=",
+        "use `",
+        "/*!\\C ",
+        "/*M!100101 SET @@session.skip_parallel_replication",
+        "/*M!100001 SET @@session.gtid_domain_id",
+        "/*M!100001 SET @@session.server_id",
+        "/*!50530 SET @@SESSION.PSEUDO_SLAVE_MODE",
+        "/*!40019 SET @@session.max_delayed_threads",
+        "/*!50003 SET ",
+        "ROLLBACK /* added by mysqlbinlog */",
+        "/*!100001 SET @@SESSION.",
+    ];
+    STATE.iter().any(|p| l.starts_with(p))
+}
+
+/// `l` with the peer's per-run counter in LOAD DATA temp file names replaced.
+fn without_load_counter(l: &str) -> String {
+    match l.find("SQL_LOAD_MB-") {
+        Some(i) => {
+            let end = l[i..].find('\'').map(|e| i + e).unwrap_or(l.len());
+            format!("{}SQL_LOAD_MB-N{}", &l[..i], &l[end..])
+        }
+        None => l.to_string(),
+    }
 }
 
 /// Equal texts, or a panic showing the first differing line (not megabytes of base64).
@@ -1059,30 +1067,10 @@ fn peer_sql_by_group(args: &[&str], groups: &[(u64, u64)]) -> (i32, Vec<String>)
         if l.starts_with('#') {
             continue;
         }
-        const STATE: &[&str] = &[
-            "SET @@session.",
-            "SET TIMESTAMP=",
-            "use `",
-            "/*!\\C ",
-            "/*M!100101 SET @@session.skip_parallel_replication",
-            "/*M!100001 SET @@session.gtid_domain_id",
-            "/*M!100001 SET @@session.server_id",
-            "DELIMITER ",
-            "ROLLBACK /* added by mysqlbinlog */",
-            "/*!50003 SET COMPLETION_TYPE",
-            "/*!50530 SET @@SESSION.PSEUDO_SLAVE_MODE",
-        ];
-        if STATE.iter().any(|p| l.starts_with(p)) {
+        if is_session_state(l) {
             continue;
         }
-        // LOAD DATA temp file names carry a per-run counter of the peer
-        match l.find("SQL_LOAD_MB-") {
-            Some(i) => {
-                let end = l[i..].find('\'').map(|e| i + e).unwrap_or(l.len());
-                out[g].push_str(&format!("{}SQL_LOAD_MB-N{}", &l[..i], &l[end..]));
-            }
-            None => out[g].push_str(l),
-        }
+        out[g].push_str(&without_load_counter(l));
         out[g].push('\n');
     }
     (status_code(&o), out)
