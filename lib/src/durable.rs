@@ -80,16 +80,9 @@ impl TempFile {
     /// fsync the data, then give the file its final name in the same directory, failing
     /// with `AlreadyExists` when `final_name` exists (it is never replaced); then fsync the
     /// directory. On error the temporary file is removed.
-    pub fn persist_noreplace(mut self, final_name: &str) -> io::Result<()> {
-        self.file.sync_all()?;
-        let dir = self
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let dest = dir.join(final_name);
-        rename_noreplace(&self.path, &dest)?;
-        self.armed = false;
+    pub fn persist_noreplace(self, final_name: &str) -> io::Result<()> {
+        let dir = self.dir();
+        self.publish_noreplace(final_name)?;
         sync_dir(&dir)
     }
 
@@ -98,14 +91,17 @@ impl TempFile {
     /// caller does that (once for several renames) before it reports success.
     pub fn publish_noreplace(mut self, final_name: &str) -> io::Result<()> {
         self.file.sync_all()?;
-        let dir = self
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        rename_noreplace(&self.path, &dir.join(final_name))?;
+        rename_noreplace(&self.path, &self.dir().join(final_name))?;
         self.armed = false;
         Ok(())
+    }
+
+    /// The directory the temporary file is in.
+    fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// fsync the data and rename over `dest` (which may be in another directory of the same

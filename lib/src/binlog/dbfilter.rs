@@ -26,7 +26,7 @@
 //! makes the group Opaque).
 
 use super::error::Error;
-use super::group::{query_db_range, statement_text, Group};
+use super::group::{is_word, query_db_range, starts_with_words, statement_text, trimmed, Group};
 use super::reader::{Binlog, Format};
 use super::types::{self, Role};
 
@@ -47,25 +47,11 @@ pub enum DbVerdict {
 
 /// Is a Query text one of the peer's transaction keywords (printed whatever the database)?
 pub fn is_trans_keyword(text: &[u8]) -> bool {
-    let t = trim(text);
-    let starts = |w: &str| t.len() >= w.len() && t[..w.len()].eq_ignore_ascii_case(w.as_bytes());
-    t.eq_ignore_ascii_case(b"BEGIN")
-        || t.eq_ignore_ascii_case(b"COMMIT")
-        || starts("ROLLBACK")
-        || starts("SAVEPOINT")
-        || starts("XA ")
-}
-
-fn trim(t: &[u8]) -> &[u8] {
-    let s = t
-        .iter()
-        .position(|c| !c.is_ascii_whitespace() && *c != 0)
-        .unwrap_or(t.len());
-    let e = t
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace() && *c != 0)
-        .map_or(s, |i| i + 1);
-    &t[s..e.max(s)]
+    is_word(text, "BEGIN")
+        || is_word(text, "COMMIT")
+        || starts_with_words(text, "ROLLBACK")
+        || starts_with_words(text, "SAVEPOINT")
+        || starts_with_words(text, "XA ")
 }
 
 /// Default database of a Query / Query_compressed / Execute_load_query body (None when the
@@ -194,10 +180,10 @@ fn gtid_xid(body: &[u8]) -> Option<&[u8]> {
 /// The XID text after `XA START`/`XA END`/`XA COMMIT`/`XA ROLLBACK` (MySQL writes these
 /// as Query events); the same text in the prepare and the completion.
 fn xa_text<'a>(text: &'a [u8], words: &[&str]) -> Option<&'a [u8]> {
-    let t = trim(text);
+    let t = trimmed(text);
     words.iter().find_map(|w| {
         let w = w.as_bytes();
-        (t.len() > w.len() && t[..w.len()].eq_ignore_ascii_case(w)).then(|| trim(&t[w.len()..]))
+        (t.len() > w.len() && t[..w.len()].eq_ignore_ascii_case(w)).then(|| trimmed(&t[w.len()..]))
     })
 }
 

@@ -134,7 +134,8 @@ pub(crate) fn query_db_range(
     (at + db_len <= body.len()).then_some(at..at + db_len)
 }
 
-fn trimmed(t: &[u8]) -> &[u8] {
+/// `t` without leading and trailing whitespace and NUL bytes (Query texts).
+pub(super) fn trimmed(t: &[u8]) -> &[u8] {
     let s = t
         .iter()
         .position(|c| !c.is_ascii_whitespace() && *c != 0)
@@ -147,11 +148,13 @@ fn trimmed(t: &[u8]) -> &[u8] {
     &t[s..e.max(s)]
 }
 
-fn is_word(t: &[u8], w: &str) -> bool {
+/// Is trimmed `t` the word(s) `w`, in any case?
+pub(super) fn is_word(t: &[u8], w: &str) -> bool {
     trimmed(t).eq_ignore_ascii_case(w.as_bytes())
 }
 
-fn starts_with_words(t: &[u8], w: &str) -> bool {
+/// Does trimmed `t` start with `w`, in any case?
+pub(super) fn starts_with_words(t: &[u8], w: &str) -> bool {
     let t = trimmed(t);
     t.len() >= w.len() && t[..w.len()].eq_ignore_ascii_case(w.as_bytes())
 }
