@@ -253,22 +253,28 @@ mod tests {
     use super::*;
     use std::process::Stdio;
 
+    /// `program args` (all standard streams /dev/null) traced at TCGETS; None when stty is
+    /// missing or tracing is forbidden here (EPERM).
+    fn traced_tcgets(program: &str, args: &[&str]) -> Option<Traced> {
+        Command::new("stty").arg("--version").output().ok()?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match spawn(&mut cmd, libc::TCGETS as u32) {
+            Ok(t) => Some(t),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// `stty -g` makes TCGETS on its stdin (failing with ENOTTY on /dev/null, but it makes
     /// the call): it must stop there, once per call, and return.
     #[test]
     fn stops_at_the_traced_request_and_returns() {
-        if Command::new("stty").arg("--version").output().is_err() {
+        let Some(mut t) = traced_tcgets("stty", &["-g"]) else {
             return;
-        }
-        let mut cmd = Command::new("stty");
-        cmd.arg("-g")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut t = match spawn(&mut cmd, libc::TCGETS as u32) {
-            Ok(t) => t,
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => return,
-            Err(e) => panic!("{e}"),
         };
         let mut stops = 0;
         let mut returned = 0;
@@ -293,18 +299,8 @@ mod tests {
     /// Children are traced too: `sh` forks for each `stty`.
     #[test]
     fn forked_children_stop_too() {
-        if Command::new("stty").arg("--version").output().is_err() {
+        let Some(mut t) = traced_tcgets("sh", &["-c", "stty -g; stty -g; exit 3"]) else {
             return;
-        }
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "stty -g; stty -g; exit 3"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let mut t = match spawn(&mut cmd, libc::TCGETS as u32) {
-            Ok(t) => t,
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => return,
-            Err(e) => panic!("{e}"),
         };
         let main = Pid::from_raw(t.pid() as i32);
         let mut pids = HashSet::new();
