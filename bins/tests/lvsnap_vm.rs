@@ -27,6 +27,22 @@ static VM: Mutex<()> = Mutex::new(());
 /// snapshot fails, specs/snapshots.md §1).
 const KERNEL_PKG: &str = "linux-image-6.1.0-48-amd64";
 
+/// `scripts/vmtest` with the arguments `args` adds (one VM at a time, the pinned kernel):
+/// no `FAIL:` line, exit 0 and the script's `passed` line; returns its stdout.
+fn run_vm(args: impl FnOnce(&mut Command), passed: &str) -> String {
+    let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let pkg = std::env::var("VMTEST_KERNEL_PKG").unwrap_or_else(|_| KERNEL_PKG.to_string());
+    let mut c = Command::new(util::script("vmtest"));
+    args(&mut c);
+    let o = c.env("VMTEST_KERNEL_PKG", pkg).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL:")).collect();
+    assert!(fails.is_empty(), "{}\n{out}", fails.join("\n"));
+    assert_eq!(util::status_code(&o), 0, "{out}\n{}", util::stderr(&o));
+    assert!(out.contains(passed), "{out}");
+    out
+}
+
 #[test]
 fn lvm_and_dm_backends_in_a_vm() {
     if !util::require("root", util::is_root())
@@ -34,21 +50,15 @@ fn lvm_and_dm_backends_in_a_vm() {
     {
         return;
     }
-    let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
-    let pkg = std::env::var("VMTEST_KERNEL_PKG").unwrap_or_else(|_| KERNEL_PKG.to_string());
-    let o = Command::new(util::script("vmtest"))
-        .args(["-t", "400", "-b"])
-        .arg(util::bin("lvsnap"))
-        .args(["-d", "2G", "-d", "1G", "-d", "128M"])
-        .arg(util::script("vmtest.d/lvsnap.sh"))
-        .env("VMTEST_KERNEL_PKG", pkg)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL:")).collect();
-    assert!(fails.is_empty(), "{}\n{out}", fails.join("\n"));
-    assert_eq!(util::status_code(&o), 0, "{out}\n{}", util::stderr(&o));
-    assert!(out.contains("lvsnap vm: all checks passed"), "{out}");
+    let out = run_vm(
+        |c| {
+            c.args(["-t", "400", "-b"])
+                .arg(util::bin("lvsnap"))
+                .args(["-d", "2G", "-d", "1G", "-d", "128M"])
+                .arg(util::script("vmtest.d/lvsnap.sh"));
+        },
+        "lvsnap vm: all checks passed",
+    );
     // Sanity: the checks really ran.
     assert!(
         out.lines().filter(|l| l.starts_with("ok:")).count() >= 60,
@@ -68,31 +78,22 @@ fn mariadb_on_lvm_with_the_lock_around_the_suspend_only() {
     {
         return;
     }
-    let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
-    let pkg = std::env::var("VMTEST_KERNEL_PKG").unwrap_or_else(|_| KERNEL_PKG.to_string());
-    let o = Command::new(util::script("vmtest"))
-        .args(["-H", "-m", "2048", "-t", "300", "-d", "2G"])
-        // The programs go in with -b (guest /usr/local/bin) and are named by PATH: the
-        // guest's /tmp is its own tmpfs, so host paths under /tmp (a clone there) are not
-        // visible in the chroot.
-        .arg("-b")
-        .arg(util::bin("lvsnap"))
-        .arg("-b")
-        .arg(util::script("mariadb-sandbox"))
-        .arg("-b")
-        .arg(util::script("hold-mysql"))
-        .arg(util::script("vmtest.d/lvsnap-mariadb.sh"))
-        .args(["lvsnap", "mariadb-sandbox", "hold-mysql"])
-        .env("VMTEST_KERNEL_PKG", pkg)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL:")).collect();
-    assert!(fails.is_empty(), "{}\n{out}", fails.join("\n"));
-    assert_eq!(util::status_code(&o), 0, "{out}\n{}", util::stderr(&o));
-    assert!(
-        out.contains("lvsnap mariadb vm: all checks passed"),
-        "{out}"
+    let out = run_vm(
+        |c| {
+            c.args(["-H", "-m", "2048", "-t", "300", "-d", "2G"])
+                // The programs go in with -b (guest /usr/local/bin) and are named by PATH:
+                // the guest's /tmp is its own tmpfs, so host paths under /tmp (a clone
+                // there) are not visible in the chroot.
+                .arg("-b")
+                .arg(util::bin("lvsnap"))
+                .arg("-b")
+                .arg(util::script("mariadb-sandbox"))
+                .arg("-b")
+                .arg(util::script("hold-mysql"))
+                .arg(util::script("vmtest.d/lvsnap-mariadb.sh"))
+                .args(["lvsnap", "mariadb-sandbox", "hold-mysql"]);
+        },
+        "lvsnap mariadb vm: all checks passed",
     );
     assert_eq!(
         out.lines().filter(|l| l.starts_with("ok:")).count(),
