@@ -20,6 +20,7 @@
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -38,6 +39,8 @@ pub struct TempFile {
     pub file: File,
     path: PathBuf,
     armed: bool,
+    /// Bytes written through [`TempFile::write_streaming`].
+    streamed: u64,
     /// Shared flock on the file (through a dup of its descriptor): "a live writer owns it".
     _owner: Flock<File>,
 }
@@ -66,6 +69,7 @@ impl TempFile {
             file,
             path,
             armed: true,
+            streamed: 0,
             _owner: owner,
         };
         t.file
@@ -75,6 +79,20 @@ impl TempFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Append `b` and start its writeback at once (`sync_file_range`), so that the final
+    /// fsync of a file written piece by piece has little left to flush. Use for every
+    /// write of a file written this way (it counts the offset).
+    pub fn write_streaming(&mut self, b: &[u8]) -> io::Result<()> {
+        self.file.write_all(b)?;
+        let _ = crate::sys::writeback::start_writeback(
+            self.file.as_fd(),
+            self.streamed,
+            b.len() as u64,
+        );
+        self.streamed += b.len() as u64;
+        Ok(())
     }
 
     /// fsync the data, then give the file its final name in the same directory, failing

@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 use clap::ArgMatches;
 use lampvault::durable::{self, TempFile};
-use lampvault::sys::writeback;
 use lampvault::wal::lz4frame::{self, DecodeError};
 use lampvault::wal::page::LONG_HEADER_LEN;
 use lampvault::wal::store::{
@@ -190,15 +188,11 @@ fn fetch_streaming(
     let mut t = create_temp(dest)?;
     let mut hasher = ContentHasher::new();
     let mut head = Vec::with_capacity(LONG_HEADER_LEN);
-    let mut written = 0u64;
     let mut sink = |b: &[u8]| -> io::Result<()> {
         let more = LONG_HEADER_LEN.saturating_sub(head.len()).min(b.len());
         head.extend_from_slice(&b[..more]);
         hasher.update(b);
-        t.write_all(b)?;
-        let _ = writeback::start_writeback(t.file.as_fd(), written, b.len() as u64);
-        written += b.len() as u64;
-        Ok(())
+        t.write_streaming(b)
     };
     let total = if entry.stored.compressed {
         let limit = info.seg_size as usize;

@@ -9,7 +9,6 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +18,7 @@ const YOUNG_DIR: Duration = Duration::from_secs(60);
 
 use clap::ArgMatches;
 use lampvault::durable::{self, DirLock, TempFile};
-use lampvault::sys::{mapsource, writeback};
+use lampvault::sys::mapsource;
 use lampvault::wal::page::{pg_version_of, LongHeader};
 use lampvault::wal::store::{self, hex, ArchiveInfo, StoredName, INFO_FILE, TEMP_PREFIX};
 use lampvault::wal::{lz4frame, parse_history, WalKind, WalName};
@@ -560,15 +559,6 @@ enum StreamError {
     Write(io::Error),
 }
 
-/// Write `b` at the end of `out` and start its writeback (so the final fsync overlaps with
-/// the work still to come).
-fn put(out: &mut TempFile, written: &mut u64, b: &[u8]) -> io::Result<()> {
-    out.write_all(b)?;
-    let _ = writeback::start_writeback(out.file.as_fd(), *written, b.len() as u64);
-    *written += b.len() as u64;
-    Ok(())
-}
-
 /// Buffers handed back for reuse: a 16 MiB segment then costs a few MiB of fresh memory
 /// (page faults and kernel zeroing) instead of 16 MiB in and 8 out.
 #[derive(Default)]
@@ -667,9 +657,8 @@ fn stream_content(
         });
         let (tx_w, rx_w) = sync_channel::<(usize, Arc<Block>)>(cap);
         let writer = s.spawn(move || -> io::Result<()> {
-            let mut written = 0u64;
             if compress {
-                put(out, &mut written, &lz4frame::frame_header(len))?;
+                out.write_streaming(&lz4frame::frame_header(len))?;
             }
             let mut pending: Vec<Option<Arc<Block>>> = vec![None; nblocks];
             let mut next = 0;
@@ -677,7 +666,7 @@ fn stream_content(
                 pending[i] = Some(b);
                 while next < nblocks {
                     let Some(b) = pending[next].take() else { break };
-                    put(out, &mut written, &b)?;
+                    out.write_streaming(&b)?;
                     next += 1;
                 }
             }
@@ -688,7 +677,7 @@ fn stream_content(
                 ));
             }
             if compress {
-                put(out, &mut written, &lz4frame::END_MARK)?;
+                out.write_streaming(&lz4frame::END_MARK)?;
             }
             Ok(())
         });
@@ -790,14 +779,8 @@ fn write_content(
 fn write_whole(out: &mut TempFile, data: &[u8], compress: bool, o: &Opts) -> io::Result<[u8; 32]> {
     std::thread::scope(|s| {
         let hasher = s.spawn(|| -> [u8; 32] { store::content_hash(data) });
-        // Start writeback behind each block so the final fsync overlaps with compression.
-        let mut written = 0u64;
-        let mut put = |b: &[u8]| -> io::Result<()> {
-            out.write_all(b)?;
-            let _ = writeback::start_writeback(out.file.as_fd(), written, b.len() as u64);
-            written += b.len() as u64;
-            Ok(())
-        };
+        // Writeback starts behind each block, so the final fsync overlaps with compression.
+        let mut put = |b: &[u8]| out.write_streaming(b);
         let r = if compress {
             lz4frame::compress_parallel(data, o.level, o.threads, &mut put).map(|_| ())
         } else {
