@@ -705,6 +705,23 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     }
     assert_eq!(archived_copies(&mnt, &pg_wal, false, "after"), segs);
     assert_eq!(spool_records(&pg_wal), 0, "records left");
+
+    // fetch onto a full disk (%p's directory, 4 MiB for a 16 MiB segment): exit 255 with the
+    // cause — never 1 ("absent") —, neither %p nor the streamed temporary file left.
+    let small = e.s.path("small-pg_wal");
+    let _full = util::Tmpfs::mount(&small, "4m");
+    let p = small.join("RECOVERYXLOG");
+    let o = fetch_from(SEG9, &p, &mnt);
+    assert_eq!(status_code(&o), 255, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("walarchive: {}: No space left on device\n", p.display())
+    );
+    assert_eq!(
+        fs::read_dir(&small).unwrap().count(),
+        0,
+        "left on the full disk"
+    );
 }
 
 #[test]
