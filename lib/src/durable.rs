@@ -43,6 +43,47 @@ pub struct TempFile {
     streamed: u64,
     /// Shared flock on the file (through a dup of its descriptor): "a live writer owns it".
     _owner: Flock<File>,
+    /// Flushes what [`TempFile::write_streaming`] wrote while the writer goes on.
+    behind: Option<SyncBehind>,
+}
+
+/// A thread that fdatasyncs a file whenever new data were written to it since its last
+/// fdatasync, so that the device flushes the early blocks while later ones are still being
+/// produced: the final fsync then has only the tail to flush. (Here an fsync costs time in
+/// proportion to the data not yet flushed, ~0.45 ms per MiB, even when writeback is done:
+/// the virtual disk's cache flush.) Only an optimisation: the owner still fsyncs at the end.
+///
+/// The thread uses its own open file description (a reopen through `/proc/self/fd`), not a
+/// dup: writeback errors are reported once per description (errseq), so a background
+/// fdatasync that saw an error must not consume it before the owner's final fsync.
+#[derive(Debug)]
+struct SyncBehind {
+    wrote: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SyncBehind {
+    fn start(file: &File) -> Option<SyncBehind> {
+        use std::os::fd::AsRawFd;
+        let own = File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+        let (wrote, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sync-behind".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    let _ = own.sync_data();
+                }
+            })
+            .ok()?;
+        Some(SyncBehind { wrote, thread })
+    }
+
+    /// Wait for the fdatasync in flight, if any, and end the thread.
+    fn stop(self) {
+        drop(self.wrote);
+        let _ = self.thread.join();
+    }
 }
 
 impl TempFile {
@@ -71,6 +112,7 @@ impl TempFile {
             armed: true,
             streamed: 0,
             _owner: owner,
+            behind: None,
         };
         t.file
             .set_permissions(Permissions::from_mode(mode & 0o7777))?;
@@ -81,9 +123,10 @@ impl TempFile {
         &self.path
     }
 
-    /// Append `b` and start its writeback at once (`sync_file_range`), so that the final
-    /// fsync of a file written piece by piece has little left to flush. Use for every
-    /// write of a file written this way (it counts the offset).
+    /// Append `b`, start its writeback at once (`sync_file_range`) and have it flushed to
+    /// stable storage behind the writer ([`SyncBehind`]), so that the final fsync of a file
+    /// written piece by piece has little left to do. Use for every write of a file written
+    /// this way (it counts the offset).
     pub fn write_streaming(&mut self, b: &[u8]) -> io::Result<()> {
         self.file.write_all(b)?;
         let _ = crate::sys::writeback::start_writeback(
@@ -92,7 +135,21 @@ impl TempFile {
             b.len() as u64,
         );
         self.streamed += b.len() as u64;
+        if self.behind.is_none() {
+            self.behind = SyncBehind::start(&self.file);
+        }
+        if let Some(b) = &self.behind {
+            let _ = b.wrote.send(());
+        }
         Ok(())
+    }
+
+    /// fsync the file (after the flushes behind the writer, if any, have ended).
+    pub fn sync(&mut self) -> io::Result<()> {
+        if let Some(b) = self.behind.take() {
+            b.stop();
+        }
+        self.file.sync_all()
     }
 
     /// fsync the data, then give the file its final name in the same directory, failing
@@ -108,7 +165,7 @@ impl TempFile {
     /// name exists (`AlreadyExists`, nothing changed); the directory is NOT fsynced: the
     /// caller does that (once for several renames) before it reports success.
     pub fn publish_noreplace(mut self, final_name: &str) -> io::Result<()> {
-        self.file.sync_all()?;
+        self.sync()?;
         rename_noreplace(&self.path, &self.dir().join(final_name))?;
         self.armed = false;
         Ok(())
@@ -126,7 +183,7 @@ impl TempFile {
     /// filesystem), replacing it; the directory is not fsynced (for callers such as
     /// PostgreSQL's restore_command, whose caller makes the rename durable itself).
     pub fn persist_replace(mut self, dest: &Path) -> io::Result<()> {
-        self.file.sync_all()?;
+        self.sync()?;
         fs::rename(&self.path, dest)?;
         self.armed = false;
         Ok(())
@@ -144,6 +201,9 @@ impl Write for TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
+        if let Some(b) = self.behind.take() {
+            b.stop();
+        }
         if self.armed {
             let _ = fs::remove_file(&self.path);
         }
@@ -279,6 +339,25 @@ mod tests {
             assert!(d.join(".t").exists());
         }
         assert!(!d.join(".t").exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn streamed_file_is_flushed_behind_and_published_whole() {
+        let d = scratch("behind");
+        let blocks: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 300_000]).collect();
+        let mut t = TempFile::create(&d, ".t", 0o600).unwrap();
+        for b in &blocks {
+            t.write_streaming(b).unwrap();
+        }
+        assert!(t.behind.is_some(), "no flushing thread");
+        t.publish_noreplace("f").unwrap();
+        assert_eq!(fs::read(d.join("f")).unwrap(), blocks.concat());
+        // Dropped while its flusher runs: the thread ends, the file goes.
+        let mut t = TempFile::create(&d, ".t2", 0o600).unwrap();
+        t.write_streaming(&blocks[0]).unwrap();
+        drop(t);
+        assert!(!d.join(".t2").exists());
         fs::remove_dir_all(&d).unwrap();
     }
 

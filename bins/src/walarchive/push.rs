@@ -297,9 +297,7 @@ fn push_one(path: &Path, wal: &WalName, root: &Path, o: &Opts) -> Result<Pushed,
                 path.display()
             )));
         }
-        tmp.file
-            .sync_all()
-            .map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
+        tmp.sync().map_err(|e| io_fail(&name, &dir, "fsync", &e))?;
         let ident = settled(&file);
         let stored = StoredName {
             wal,
