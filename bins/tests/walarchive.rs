@@ -104,6 +104,21 @@ fn fetch_from(name: &str, dest: &Path, arch: &Path) -> Output {
 }
 
 /// SIGKILL `c` after `micros` µs (it may have finished by then) and reap it.
+/// Wait for `c` at most `secs` seconds: a walarchive that hangs (PostgreSQL's archiver
+/// would wait forever) is killed and fails the test.
+fn finish_within(mut c: std::process::Child, secs: u64) -> Output {
+    let t0 = std::time::Instant::now();
+    while c.try_wait().expect("wait for walarchive").is_none() {
+        if t0.elapsed().as_secs() >= secs {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("walarchive still running after {secs} s: hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    c.wait_with_output().expect("walarchive output")
+}
+
 fn kill_after(mut c: std::process::Child, micros: u64) {
     std::thread::sleep(std::time::Duration::from_micros(micros));
     let _ = c.kill();
@@ -654,6 +669,29 @@ fn full_filesystem_fails_cleanly_then_recovers() {
     assert!(wa(&["verify", "--archive", a]).status.success());
     let o = fetch_from(SEG0A, &e.s.path("x"), &mnt);
     assert_eq!(status_code(&o), 1, "nothing partial is fetchable");
+    // Compressed, the write fails while blocks are still being read and compressed: the
+    // push must stop (it once waited forever for the stopped writer), exit 1, leave nothing.
+    let tiny = e.s.path("tiny");
+    let tiny_disk = util::Tmpfs::mount(&tiny, "1m");
+    for _ in 0..10 {
+        let o = finish_within(spawn_push(&e.src.join(SEG9), SEG9, &tiny, &[]), 30);
+        assert_eq!(status_code(&o), 1, "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("No space left on device"),
+            "{}",
+            stderr(&o)
+        );
+        let left = sh(&format!(
+            "find '{}' -type f | grep -v walarchive.info",
+            tiny.display()
+        ));
+        assert!(
+            left.stdout.is_empty(),
+            "left on a full disk: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
+    drop(tiny_disk);
     // Space returns: the retry succeeds and everything reads back.
     disk.resize("64m");
     ok(&push(SEG0A));

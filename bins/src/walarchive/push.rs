@@ -704,6 +704,9 @@ fn stream_content(
                 });
             }
         }
+        // Only the workers hold the receiver: when they stop (the writer failed), sending
+        // below fails instead of waiting forever for room in the queue.
+        drop(rx_c);
         let mut read_err = None;
         let mut done = 0u64;
         for i in 0..nblocks {
@@ -741,11 +744,14 @@ fn stream_content(
             done += block.len() as u64;
             let b = Arc::new(block);
             let _ = tx_h.send(Arc::clone(&b));
-            let _ = if compress {
-                tx_c.send((i, b))
+            let sent = if compress {
+                tx_c.send((i, b)).is_ok()
             } else {
-                tx_w.send((i, b))
+                tx_w.send((i, b)).is_ok()
             };
+            if !sent {
+                break; // the writer stopped: its error is reported below
+            }
         }
         drop((tx_h, tx_c, tx_w));
         let w = writer.join().expect("writer thread");
