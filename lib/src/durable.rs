@@ -60,12 +60,16 @@ pub struct TempFile {
 struct SyncBehind {
     wrote: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
+    /// The thread's descriptor (open while the thread runs; the tests look at it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    fd: std::os::fd::RawFd,
 }
 
 impl SyncBehind {
     fn start(file: &File) -> Option<SyncBehind> {
         use std::os::fd::AsRawFd;
         let own = File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+        let fd = own.as_raw_fd();
         let (wrote, rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sync-behind".into())
@@ -76,7 +80,7 @@ impl SyncBehind {
                 }
             })
             .ok()?;
-        Some(SyncBehind { wrote, thread })
+        Some(SyncBehind { wrote, thread, fd })
     }
 
     /// Wait for the fdatasync in flight, if any, and end the thread.
@@ -350,7 +354,26 @@ mod tests {
         for b in &blocks {
             t.write_streaming(b).unwrap();
         }
-        assert!(t.behind.is_some(), "no flushing thread");
+        // Its own open file description, not a dup (which would share the offset and the
+        // flags, and consume a writeback error the final fsync must see).
+        let fdinfo = |fd: std::os::fd::RawFd| {
+            let s = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+            let field = |k: &str| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+                    .unwrap()
+            };
+            (field("pos:"), field("flags:"))
+        };
+        use std::os::fd::AsRawFd;
+        let (flusher, writer) = (
+            fdinfo(t.behind.as_ref().unwrap().fd),
+            fdinfo(t.file.as_raw_fd()),
+        );
+        assert_eq!(flusher.0, "0");
+        assert_eq!(writer.0, (5 * 300_000).to_string());
+        assert_ne!(flusher.1, writer.1);
         t.publish_noreplace("f").unwrap();
         assert_eq!(fs::read(d.join("f")).unwrap(), blocks.concat());
         // Dropped while its flusher runs: the thread ends, the file goes.
