@@ -368,6 +368,8 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
     }
     let set = Set::open(sources, &opts).map_err(|e| join_failure(e, &names))?;
     let mut rebuild = Vec::new();
+    // (volume, path, a regular file: removed again when the rebuild fails)
+    let mut targets: Vec<(usize, String, bool)> = Vec::new();
     if mode == Mode::Rebuild {
         let n = set.geometry().volumes;
         for spec in a.get_many::<String>("into").unwrap() {
@@ -388,7 +390,10 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
                     "rebuild: --into '{spec}': {path} is one of the input volumes"
                 )));
             }
-            rebuild.push((k, open_out(path)?));
+            let out = open_out(path)?;
+            let regular = out.metadata().map(|m| m.is_file()).unwrap_or(false);
+            targets.push((k, path.to_string(), regular));
+            rebuild.push((k, out));
         }
     }
     let verbose = a.get_flag("verbose");
@@ -453,7 +458,22 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
             }
         }
         _ => {
-            let s = result.map_err(|e| join_failure(e, &names))?;
+            drop(rebuild); // closed before a failed target is removed
+            let s = result.map_err(|e| {
+                // A partly rebuilt volume is never left to be mistaken for a whole one.
+                for (_, path, regular) in &targets {
+                    if *regular {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+                match e {
+                    JoinError::Rebuilt { volume, err } => {
+                        let path = targets.iter().find(|t| t.0 == volume).map(|t| t.1.as_str());
+                        Failure::io(path.unwrap_or("rebuilt volume"), &err)
+                    }
+                    e => join_failure(e, &names),
+                }
+            })?;
             report(&s);
             Ok(0)
         }

@@ -552,3 +552,77 @@ fn usage_matrix() {
     }
     assert!(n >= 25);
 }
+
+/// A full disk under one volume: split and rebuild fail with the volume's name and the
+/// cause (exit 1); the unfinished set is refused by join and verify (never a short stream),
+/// and a partly rebuilt volume file is removed.
+#[test]
+fn a_full_volume_fails_clearly_and_nothing_partial_is_trusted() {
+    if !require("root (tmpfs mount)", util::is_root()) {
+        return;
+    }
+    let s = Scratch::new("rs-full");
+    let small = s.path("small");
+    let _disk = util::Tmpfs::mount(&small, "1m");
+    let input = random(3_000_000, 5);
+    let full = |v: &str| format!("{}/{v}", small.display());
+
+    let mut cmd = Command::new(bin("raitstripe"));
+    cmd.arg("split")
+        .arg(s.path("v1"))
+        .arg(full("v2"))
+        .arg(s.path("v3"));
+    let o = run_with_input(&mut cmd, &input);
+    assert_eq!(status_code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        format!("raitstripe: {}: No space left on device\n", full("v2"))
+    );
+    for sub in ["join", "verify"] {
+        let o = Command::new(bin("raitstripe"))
+            .arg(sub)
+            .arg(s.path("v1"))
+            .arg(full("v2"))
+            .arg(s.path("v3"))
+            .output()
+            .unwrap();
+        assert_eq!(status_code(&o), 1, "{sub}: {}", stderr(&o));
+        assert!(
+            o.stdout.is_empty(),
+            "{sub} wrote a stream from an unfinished set"
+        );
+        assert!(
+            stderr(&o).contains("split did not finish"),
+            "{sub}: {}",
+            stderr(&o)
+        );
+    }
+    std::fs::remove_file(full("v2")).unwrap();
+
+    split(&s, &[], &["a", "b", "c"], &input);
+    let o = Command::new(bin("raitstripe"))
+        .args(["rebuild", "--into"])
+        .arg(format!("1={}", full("b2")))
+        .arg(s.path("a"))
+        .arg("missing")
+        .arg(s.path("c"))
+        .output()
+        .unwrap();
+    assert_eq!(status_code(&o), 1);
+    assert!(
+        stderr(&o).ends_with(&format!(
+            "raitstripe: {}: No space left on device\n",
+            full("b2")
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !Path::new(&full("b2")).exists(),
+        "partly rebuilt volume left"
+    );
+    // The set itself is untouched: it still joins to the input.
+    let o = join_args(&s, "join", &[], &["a", "b", "c"]);
+    assert_eq!(status_code(&o), 0);
+    assert!(o.stdout == input);
+}

@@ -129,6 +129,11 @@ pub enum JoinError {
         rows: u64,
     },
     Output(io::Error),
+    /// Writing volume `volume` being rebuilt (`rebuild`).
+    Rebuilt {
+        volume: usize,
+        err: io::Error,
+    },
     Parity(ParityError),
 }
 
@@ -171,6 +176,7 @@ impl fmt::Display for JoinError {
                 write!(f, "no volume has its end record after {rows} records: every volume is truncated")
             }
             JoinError::Output(e) => write!(f, "writing the output: {e}"),
+            JoinError::Rebuilt { volume, err } => write!(f, "writing rebuilt volume {volume}: {err}"),
             JoinError::Parity(e) => write!(f, "{e}"),
         }
     }
@@ -500,7 +506,8 @@ impl Set {
         }
         for (k, v) in rebuild.iter_mut() {
             let block = self.first_block_for(*k, length, v.seekable());
-            v.write_block(&block).map_err(JoinError::Output)?;
+            v.write_block(&block)
+                .map_err(|err| JoinError::Rebuilt { volume: *k, err })?;
         }
 
         let mut done: u64 = 0;
@@ -706,7 +713,7 @@ impl Set {
                     }
                 }
                 v.write_records(&parts, if geo.sums { 2 } else { 1 })
-                    .map_err(JoinError::Output)?;
+                    .map_err(|err| JoinError::Rebuilt { volume: k, err })?;
             }
             // Keep what follows the batch.
             let used = rows * rec;
@@ -746,7 +753,7 @@ impl Set {
                 };
                 v.write_block(&t.render(rec)).and_then(|_| v.flush())
             };
-            r.map_err(JoinError::Output)?;
+            r.map_err(|err| JoinError::Rebuilt { volume: *k, err })?;
         }
         Ok(sum)
     }
