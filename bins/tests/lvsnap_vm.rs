@@ -16,32 +16,6 @@
 mod util;
 
 use std::path::Path;
-use std::process::Command;
-use std::sync::Mutex;
-
-/// The VMs run one after the other: two TCG guests at once on a small machine only make
-/// both slower.
-static VM: Mutex<()> = Mutex::new(());
-
-/// The kernel the guest boots: Debian 12's 6.1 (where a manual freeze before an LVM
-/// snapshot fails, specs/snapshots.md §1).
-const KERNEL_PKG: &str = "linux-image-6.1.0-48-amd64";
-
-/// `scripts/vmtest` with the arguments `args` adds (one VM at a time, the pinned kernel):
-/// no `FAIL:` line, exit 0 and the script's `passed` line; returns its stdout.
-fn run_vm(args: impl FnOnce(&mut Command), passed: &str) -> String {
-    let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
-    let pkg = std::env::var("VMTEST_KERNEL_PKG").unwrap_or_else(|_| KERNEL_PKG.to_string());
-    let mut c = Command::new(util::script("vmtest"));
-    args(&mut c);
-    let o = c.env("VMTEST_KERNEL_PKG", pkg).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL:")).collect();
-    assert!(fails.is_empty(), "{}\n{out}", fails.join("\n"));
-    assert_eq!(util::status_code(&o), 0, "{out}\n{}", util::stderr(&o));
-    assert!(out.contains(passed), "{out}");
-    out
-}
 
 #[test]
 fn lvm_and_dm_backends_in_a_vm() {
@@ -50,7 +24,7 @@ fn lvm_and_dm_backends_in_a_vm() {
     {
         return;
     }
-    let out = run_vm(
+    let out = util::run_vm(
         |c| {
             c.args(["-t", "400", "-b"])
                 .arg(util::bin("lvsnap"))
@@ -78,7 +52,7 @@ fn mariadb_on_lvm_with_the_lock_around_the_suspend_only() {
     {
         return;
     }
-    let out = run_vm(
+    let out = util::run_vm(
         |c| {
             c.args(["-H", "-m", "2048", "-t", "300", "-d", "2G"])
                 // The programs go in with -b (guest /usr/local/bin) and are named by PATH:

@@ -174,3 +174,27 @@ pub fn status_code(o: &Output) -> i32 {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The VMs of a test binary run one after the other (and cargo runs the binaries one at a
+/// time): two TCG guests at once on a small machine only make both slower.
+static VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The kernel the guest boots: Debian 12's 6.1 (where a manual freeze before an LVM
+/// snapshot fails, specs/snapshots.md §1).
+pub const KERNEL_PKG: &str = "linux-image-6.1.0-48-amd64";
+
+/// `scripts/vmtest` with the arguments `args` adds (one VM at a time, the pinned kernel):
+/// no `FAIL:` line, exit 0 and the script's `passed` line; returns its stdout.
+pub fn run_vm(args: impl FnOnce(&mut Command), passed: &str) -> String {
+    let _one = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let pkg = std::env::var("VMTEST_KERNEL_PKG").unwrap_or_else(|_| KERNEL_PKG.to_string());
+    let mut c = Command::new(script("vmtest"));
+    args(&mut c);
+    let o = c.env("VMTEST_KERNEL_PKG", pkg).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL:")).collect();
+    assert!(fails.is_empty(), "{}\n{out}", fails.join("\n"));
+    assert_eq!(status_code(&o), 0, "{out}\n{}", stderr(&o));
+    assert!(out.contains(passed), "{out}");
+    out
+}

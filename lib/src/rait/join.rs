@@ -525,7 +525,11 @@ impl Set {
                     }
                     if let Some(e) = err {
                         eof[i] = true;
-                        errs[i] = Some(format!("read error: {e}"));
+                        let why = e.raw_os_error().map_or_else(
+                            || e.to_string(),
+                            |c| crate::freeze::strerror(nix::errno::Errno::from_raw(c)),
+                        );
+                        errs[i] = Some(format!("read error: {why}"));
                     }
                 }
             }

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Guest script for ../vmtest: raitstripe reading volumes that give real read errors.
+#   vmtest -b target/debug/raitstripe -d 64M -d 64M scripts/vmtest.d/raitstripe.sh
+# Volumes 0 and 1 of a 2+1 set live on dm-linear devices over the two disks; then an
+# error target replaces 1 MiB in the middle of one, later of both (device-mapper's
+# "error" target fails every I/O there with EIO, as a bad region of a disk does).
+# Prints "ok: ..." / "FAIL: ..." lines; exit 0 only if all pass.
+set -u
+fail=0
+ok()   { echo "ok: $*"; }
+bad()  { echo "FAIL: $*"; fail=1; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+step() { echo "== [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
+set -- $VMTEST_DISKS
+d1=$1 d2=$2
+R=raitstripe
+echo "kernel $(uname -r), dm $(dmsetup version | awk '/Driver/{print $3}')"
+
+# bad NAME DISK: 1 MiB of NAME (sectors 8192..10239, i.e. 4-5 MiB in) fails with EIO
+linear() { dmsetup create "$1" --table "0 $(blockdev --getsz "$2") linear $2 0"; }
+bad_region() {
+    local n; n=$(blockdev --getsz "$2")
+    printf '0 8192 linear %s 0\n8192 2048 error\n10240 %s linear %s 10240\n' "$2" $((n - 10240)) "$2" |
+        dmsetup reload "$1" && dmsetup suspend "$1" && dmsetup resume "$1" && blockdev --flushbufs "/dev/mapper/$1"
+}
+
+step "split a 20 MB stream over two dm devices and a file"
+head -c 20000000 /dev/urandom > /tmp/in
+linear v0 "$d1" && linear v1 "$d2" || exit 10
+check "split exit 0" $R split /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 < /tmp/in
+blockdev --flushbufs /dev/mapper/v0; blockdev --flushbufs /dev/mapper/v1
+$R join /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/out 2>/tmp/err
+check "join of the whole set gives the stream back, quietly" bash -c 'cmp -s /tmp/in /tmp/out && ! test -s /tmp/err'
+
+step "1 MiB of volume 1 fails with EIO"
+bad_region v1 "$d2" || exit 11
+check "the region really fails" bash -c '! dd if=/dev/mapper/v1 of=/dev/null bs=64k skip=64 count=16 iflag=direct status=none 2>/dev/null'
+$R join /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/out 2>/tmp/err; rc=$?
+sed 's/^/  join: /' /tmp/err
+check "join exit 0" test $rc = 0
+check "join rebuilds the stream exactly" cmp -s /tmp/in /tmp/out
+check "join names the volume and the read error" grep -q '/dev/mapper/v1.*Input/output error' /tmp/err
+$R verify /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/vout 2>/tmp/err; rc=$?
+sed 's/^/  verify: /' /tmp/vout /tmp/err
+check "verify exit 3 (repairable)" test $rc = 3
+check "verify reports the read error" grep -q 'Input/output error' /tmp/vout
+$R rebuild --into 1=/tmp/v1new /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 2>/tmp/err; rc=$?
+check "rebuild exit 0" test $rc = 0
+$R join /dev/mapper/v0 /tmp/v1new /tmp/v2 > /tmp/out 2>/tmp/err
+check "the rebuilt volume joins to the stream, quietly" bash -c 'cmp -s /tmp/in /tmp/out && ! test -s /tmp/err'
+
+step "the same region of volume 0 fails too: more than one parity volume can rebuild"
+bad_region v0 "$d1" || exit 12
+$R join /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/out 2>/tmp/err; rc=$?
+sed 's/^/  join: /' /tmp/err
+check "join exit 4 (unrecoverable)" test $rc = 4
+check "what join wrote is a true prefix of the stream" bash -c 'cmp -s /tmp/out <(head -c $(stat -c %s /tmp/out) /tmp/in)'
+check "and stops before the bad region" test "$(stat -c %s /tmp/out)" -lt 20000000
+$R verify /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/vout 2>/tmp/err; rc=$?
+check "verify exit 4 (unrecoverable)" test $rc = 4
+
+dmsetup remove v0; dmsetup remove v1
+[ $fail = 0 ] && echo "raitstripe vm: all checks passed"
+exit $fail
