@@ -49,6 +49,13 @@ fn input_arg() -> Arg {
         .help("Input file or device; - for stdin")
 }
 
+fn no_sync_arg() -> Arg {
+    Arg::new("no-sync")
+        .long("no-sync")
+        .action(ArgAction::SetTrue)
+        .help("Do not fsync OUT (a file or block device named with -o) before exit 0, as dd without conv=fsync: faster, but a write error the disk reports late goes unseen")
+}
+
 fn output_arg() -> Arg {
     Arg::new("output")
         .short('o')
@@ -103,6 +110,7 @@ pub fn command() -> Command {
                 .arg(Arg::new("part").long("part").value_name("K/N").help("Write a SPLIT_FILE header 'part K/N' (N = -1: unknown, as Amanda's taper writes)"))
                 .arg(block_size_arg())
                 .arg(Arg::new("direct").long("direct").action(ArgAction::SetTrue).help("Open OUT (a block device) with O_DIRECT"))
+                .arg(no_sync_arg())
                 .arg(Arg::new("progress").long("progress").action(ArgAction::SetTrue).help("Show progress on stderr (default when stderr is a terminal)"))
                 .arg(crate::common::verbose_arg())
                 .arg(output_arg())
@@ -135,6 +143,7 @@ pub fn command() -> Command {
             Command::new("payload")
                 .about("Write the payload after the header, byte-exact (as dd bs=32k skip=1)")
                 .arg(Arg::new("no-verify").long("no-verify").action(ArgAction::SetTrue).help("Do not check the payload against the header's SERVER-CRC line"))
+                .arg(no_sync_arg())
                 .arg(block_size_arg())
                 .arg(file_arg())
                 .arg(Arg::new("progress").long("progress").action(ArgAction::SetTrue).help("Show progress on stderr (default when stderr is a terminal)"))

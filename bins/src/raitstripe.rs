@@ -23,6 +23,13 @@ pub const EXIT_REPAIRABLE: u8 = 3;
 /// Exit code: the exact stream cannot be recovered.
 pub const EXIT_UNRECOVERABLE: u8 = 4;
 
+fn no_sync_arg() -> Arg {
+    Arg::new("no-sync")
+        .long("no-sync")
+        .action(ArgAction::SetTrue)
+        .help("Do not fsync the volumes written (files, block devices) before exit 0, as tee or dd without conv=fsync: faster, but a write error the disk reports late goes unseen")
+}
+
 fn size_arg(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
         .long(name)
@@ -88,6 +95,7 @@ pub fn command() -> Command {
                         .help("Add a CRC-32C tag to every record so join/verify locate silent damage (not Amanda-compatible)"),
                 )
                 .arg(Arg::new("verbose").short('v').long("verbose").action(ArgAction::SetTrue).help("Print one summary line on stderr"))
+                .arg(no_sync_arg())
                 .arg(Arg::new("OUT").required(true).num_args(2..).help("The volumes to write, parity last ('-' is not allowed)")),
         )
         .subcommand(common_read_args(
@@ -109,7 +117,8 @@ pub fn command() -> Command {
                     .required(true)
                     .action(ArgAction::Append)
                     .help("Write volume K (0 = first) to PATH; repeatable"),
-            ),
+            )
+            .arg(no_sync_arg()),
         ))
 }
 
@@ -135,7 +144,8 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
 }
 
 /// Open an output volume: created/truncated when a file; devices are written in place.
-fn open_out(path: &str) -> Result<VolumeOut, Failure> {
+/// Open a volume to write; `sync`: fsync it before success (see `VolumeOut`).
+fn open_out(path: &str, sync: bool) -> Result<VolumeOut, Failure> {
     let f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -146,7 +156,7 @@ fn open_out(path: &str) -> Result<VolumeOut, Failure> {
     if kind == FdKind::Directory {
         return Err(Failure::failed(format!("{path}: is a directory")));
     }
-    Ok(VolumeOut::new(f, kind.is_seekable(), kind == FdKind::Tape))
+    Ok(VolumeOut::new(f, kind.is_seekable(), kind == FdKind::Tape).sync(sync))
 }
 
 /// Two volume paths naming one file (`a` and `./a`) would interleave their records.
@@ -215,7 +225,7 @@ fn run_split(a: &ArgMatches) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(format!("split: {e}")))?;
     let mut vols = outs
         .iter()
-        .map(|p| open_out(p))
+        .map(|p| open_out(p, !a.get_flag("no-sync")))
         .collect::<Result<Vec<_>, _>>()?;
     same_file_twice(&outs, &vols)?;
     let stdin = io::stdin();
@@ -390,7 +400,7 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
                     "rebuild: --into '{spec}': {path} is one of the input volumes"
                 )));
             }
-            let out = open_out(path)?;
+            let out = open_out(path, !a.get_flag("no-sync"))?;
             let regular = out.metadata().map(|m| m.is_file()).unwrap_or(false);
             targets.push((k, path.to_string(), regular));
             rebuild.push((k, out));

@@ -1551,38 +1551,3 @@ fn kill_9_of_ahead_pushes_keeps_the_guarantees() {
         "no kill came after a spool record: widen the delays"
     );
 }
-
-/// Write errors of a real device (device-mapper's error target over exactly the free blocks
-/// of an ext4, in a QEMU guest: this machine's kernel has no device-mapper;
-/// scripts/vmtest.d/walarchive-eio.sh): they reach push only through its final fsync, and
-/// push exits 1 with the cause and no final name (lz4 and uncompressed); fetch onto such a
-/// disk exits 255 with the cause and no %p. A flush-behind thread sharing the writer's open
-/// file description would have consumed the error (exit 0 over lost data; checked by hand
-/// with such a build: every check of the script failed).
-#[test]
-fn write_errors_of_a_real_device_reach_the_exit_status_in_a_vm() {
-    if !require("root", util::is_root())
-        || !require("qemu-system-x86_64", util::have("qemu-system-x86_64"))
-    {
-        return;
-    }
-    let e = env("eio-vm");
-    let out = util::run_vm(
-        |c| {
-            c.args(["-t", "300", "-b"])
-                .arg(bin("walarchive"))
-                .arg("-f")
-                .arg(e.src.join(SEG9))
-                .arg("-f")
-                .arg(e.src.join(SEG0A))
-                .args(["-d", "128M"])
-                .arg(util::script("vmtest.d/walarchive-eio.sh"))
-                .args([SEG9, SEG0A]);
-        },
-        "walarchive eio vm: all checks passed",
-    );
-    assert!(
-        out.lines().filter(|l| l.starts_with("ok:")).count() >= 10,
-        "{out}"
-    );
-}

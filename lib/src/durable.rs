@@ -44,50 +44,7 @@ pub struct TempFile {
     /// Shared flock on the file (through a dup of its descriptor): "a live writer owns it".
     _owner: Flock<File>,
     /// Flushes what [`TempFile::write_streaming`] wrote while the writer goes on.
-    behind: Option<SyncBehind>,
-}
-
-/// A thread that fdatasyncs a file whenever new data were written to it since its last
-/// fdatasync, so that the device flushes the early blocks while later ones are still being
-/// produced: the final fsync then has only the tail to flush. (Here an fsync costs time in
-/// proportion to the data not yet flushed, ~0.45 ms per MiB, even when writeback is done:
-/// the virtual disk's cache flush.) Only an optimisation: the owner still fsyncs at the end.
-///
-/// The thread uses its own open file description (a reopen through `/proc/self/fd`), not a
-/// dup: writeback errors are reported once per description (errseq), so a background
-/// fdatasync that saw an error must not consume it before the owner's final fsync.
-#[derive(Debug)]
-struct SyncBehind {
-    wrote: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-    /// The thread's descriptor (open while the thread runs; the tests look at it).
-    #[cfg_attr(not(test), allow(dead_code))]
-    fd: std::os::fd::RawFd,
-}
-
-impl SyncBehind {
-    fn start(file: &File) -> Option<SyncBehind> {
-        use std::os::fd::AsRawFd;
-        let own = File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
-        let fd = own.as_raw_fd();
-        let (wrote, rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("sync-behind".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    while rx.try_recv().is_ok() {}
-                    let _ = own.sync_data();
-                }
-            })
-            .ok()?;
-        Some(SyncBehind { wrote, thread, fd })
-    }
-
-    /// Wait for the fdatasync in flight, if any, and end the thread.
-    fn stop(self) {
-        drop(self.wrote);
-        let _ = self.thread.join();
-    }
+    behind: Option<crate::sys::writeback::SyncBehind>,
 }
 
 impl TempFile {
@@ -128,7 +85,7 @@ impl TempFile {
     }
 
     /// Append `b`, start its writeback at once (`sync_file_range`) and have it flushed to
-    /// stable storage behind the writer ([`SyncBehind`]), so that the final fsync of a file
+    /// stable storage behind the writer ([`SyncBehind`](crate::sys::writeback::SyncBehind)), so that the final fsync of a file
     /// written piece by piece has little left to do. Use for every write of a file written
     /// this way (it counts the offset).
     pub fn write_streaming(&mut self, b: &[u8]) -> io::Result<()> {
@@ -140,10 +97,10 @@ impl TempFile {
         );
         self.streamed += b.len() as u64;
         if self.behind.is_none() {
-            self.behind = SyncBehind::start(&self.file);
+            self.behind = crate::sys::writeback::SyncBehind::start(&self.file);
         }
         if let Some(b) = &self.behind {
-            let _ = b.wrote.send(());
+            b.wrote();
         }
         Ok(())
     }
@@ -368,7 +325,7 @@ mod tests {
         };
         use std::os::fd::AsRawFd;
         let (flusher, writer) = (
-            fdinfo(t.behind.as_ref().unwrap().fd),
+            fdinfo(t.behind.as_ref().unwrap().fd()),
             fdinfo(t.file.as_raw_fd()),
         );
         assert_eq!(flusher.0, "0");

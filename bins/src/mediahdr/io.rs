@@ -151,6 +151,60 @@ pub fn rewrite_offset(end: &mut End) -> Option<u64> {
     end.file.stream_position().ok()
 }
 
+/// Flushes OUT behind the writer and fsyncs it at the end when OUT is a regular file or
+/// block device named with `-o` (not stdout, a pipe or a tape), unless `--no-sync`: a write
+/// error that the kernel reports only at writeback (a failing disk) then fails the command
+/// instead of being lost after exit 0.
+pub struct Durable {
+    file: Option<File>,
+    behind: Option<lampvault::sys::writeback::SyncBehind>,
+    unflushed: u64,
+}
+
+impl Durable {
+    pub fn new(out: &End, sync: bool) -> Result<Durable, Failure> {
+        let wanted = sync
+            && out.name != "stdout"
+            && matches!(out.kind, FdKind::Regular | FdKind::BlockDevice);
+        let file = if wanted {
+            Some(out.file.try_clone().ctx(&out.name)?)
+        } else {
+            None
+        };
+        Ok(Durable {
+            file,
+            behind: None,
+            unflushed: 0,
+        })
+    }
+
+    /// `n` more bytes were written.
+    pub fn wrote(&mut self, n: usize) {
+        let Some(f) = &self.file else { return };
+        self.unflushed += n as u64;
+        if self.unflushed >= 8 << 20 {
+            self.unflushed = 0;
+            if self.behind.is_none() {
+                self.behind = lampvault::sys::writeback::SyncBehind::start(f);
+            }
+            if let Some(b) = &self.behind {
+                b.wrote();
+            }
+        }
+    }
+
+    /// fsync OUT (when it is durable), after the flushing thread has ended.
+    pub fn sync(mut self, name: &str) -> Result<(), Failure> {
+        if let Some(b) = self.behind.take() {
+            b.stop();
+        }
+        match &self.file {
+            Some(f) => f.sync_all().ctx(name),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Removes an output file this run created, unless [`keep`](Partial::keep) is called: a
 /// failed `write` or `payload` leaves no partial media file behind to be trusted later.
 /// Devices and stdout are never removed.

@@ -10,7 +10,7 @@ use lampvault::sys::fdkind::FdKind;
 use lampvault::tape;
 
 use super::exit;
-use super::io::{open_in, open_out, End, Partial};
+use super::io::{open_in, open_out, Durable, End, Partial};
 use crate::common::{progress_wanted, Failure, IoContext, Progress};
 
 /// A tape block can be larger than the header size asked for; read it whole.
@@ -193,6 +193,7 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
     };
     let (mut out, _) = open_out(m.get_one::<String>("output").expect("default"), false)?;
     let partial = Partial::new(&out, m.get_one::<String>("output").expect("default"));
+    let mut durable = Durable::new(&out, !m.get_flag("no-sync"))?;
     let out_name = out.name.clone();
     let tape_in = input.kind == FdKind::Tape;
     let input_kind = input.kind;
@@ -223,9 +224,11 @@ pub fn payload(m: &ArgMatches) -> Result<u8, Failure> {
             crc = amanda::crc_append(crc, rec);
         }
         out.file.write_all(rec).ctx(&out_name)?;
+        durable.wrote(rec.len());
         len += rec.len() as u64;
         progress.tick(len);
     }
+    durable.sync(&out_name)?;
     // Every byte is out; a CRC mismatch below keeps the file (exit 6 says not to trust it).
     partial.keep();
     progress.done();

@@ -12,7 +12,7 @@ use lampvault::sys::time::now_datestamp;
 use lampvault::tape;
 
 use super::exit;
-use super::io::{open_in, open_out, rewrite_offset, End, Out, Partial};
+use super::io::{open_in, open_out, rewrite_offset, Durable, End, Out, Partial};
 use crate::common::{progress_wanted, Failure, IoContext, Progress};
 
 fn s(m: &ArgMatches, k: &str) -> Option<String> {
@@ -178,6 +178,7 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
         m.get_flag("direct"),
     )?;
     let partial = Partial::new(&out, m.get_one::<String>("output").expect("default"));
+    let mut durable = Durable::new(&out, !m.get_flag("no-sync"))?;
     let is_tape = out.kind == FdKind::Tape;
     // The CRC lines in one pass when the header can be rewritten at the end; otherwise (a
     // pipe or tape out) a regular-file input is read twice: scanned first, then copied.
@@ -216,6 +217,7 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
             crc = amanda::crc_append(crc, rec);
         }
         w.write_bytes(rec).ctx(&out_name)?;
+        durable.wrote(n);
         len += n as u64;
         progress.tick(len);
         if n < bs {
@@ -231,6 +233,7 @@ pub fn write(m: &ArgMatches) -> Result<u8, Failure> {
             .write_all_at(&build(&header, bs)?, off)
             .ctx(&out_name)?;
     }
+    durable.sync(&out_name)?;
     partial.keep();
     if is_tape {
         tape::weof(out.file.as_fd(), 1).map_err(|e| Failure::failed(format!("{out_name}: {e}")))?;

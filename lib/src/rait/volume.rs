@@ -1,8 +1,20 @@
 //! One output volume: whole records written with `writev` (a batch of rows per system call),
 //! or one `write(2)` per record on a tape, where each write is one tape block.
+//!
+//! A volume on a regular file or block device is made durable before split or rebuild
+//! reports success: its data are fsynced before the first block is rewritten with the
+//! set's length (what marks a volume finished), and that block is fsynced too — a write
+//! error that the kernel only reports at writeback (a failing disk) fails the command
+//! instead of being lost after exit 0. Data are flushed behind the writer as they come
+//! ([`SyncBehind`]), so the final fsync has little left to do. (`--no-sync` turns this off.)
 
 use std::fs::File;
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+
+use crate::sys::writeback::SyncBehind;
+
+/// Bytes written between two requests to the flushing thread.
+const FLUSH_EVERY: u64 = 8 << 20;
 
 /// An output volume being written by split or rebuild.
 pub struct VolumeOut {
@@ -11,6 +23,12 @@ pub struct VolumeOut {
     tape: bool,
     /// one record, for tapes with `--checksums` (data and tag must be one block)
     scratch: Vec<u8>,
+    /// fsync before success (unless turned off with [`VolumeOut::sync`])
+    sync: bool,
+    /// flushes written data (regular files and block devices), started at the first write
+    behind: Option<SyncBehind>,
+    /// bytes written since the last request to `behind`
+    unflushed: u64,
 }
 
 impl VolumeOut {
@@ -22,7 +40,48 @@ impl VolumeOut {
             seekable,
             tape,
             scratch: Vec::new(),
+            sync: true,
+            behind: None,
+            unflushed: 0,
         }
+    }
+
+    /// `false`: never fsync this volume (the caller's `--no-sync`).
+    pub fn sync(mut self, sync: bool) -> VolumeOut {
+        self.sync = sync;
+        self
+    }
+
+    /// Is this volume fsynced (a regular file or block device, not a pipe or tape)?
+    fn durable(&self) -> bool {
+        self.sync && self.seekable && !self.tape
+    }
+
+    fn written(&mut self, n: usize) {
+        if !self.durable() {
+            return;
+        }
+        self.unflushed += n as u64;
+        if self.unflushed >= FLUSH_EVERY {
+            self.unflushed = 0;
+            if self.behind.is_none() {
+                self.behind = SyncBehind::start(&self.file);
+            }
+            if let Some(b) = &self.behind {
+                b.wrote();
+            }
+        }
+    }
+
+    /// fsync a durable volume (after the flushing thread has ended).
+    fn sync_now(&mut self) -> io::Result<()> {
+        if let Some(b) = self.behind.take() {
+            b.stop();
+        }
+        if self.durable() {
+            self.file.sync_all()?;
+        }
+        Ok(())
     }
 
     /// The volume's file metadata (to tell two paths naming one file apart).
@@ -36,7 +95,9 @@ impl VolumeOut {
 
     /// Write one whole block (first block, trailer) as one write.
     pub fn write_block(&mut self, block: &[u8]) -> io::Result<()> {
-        write_once_or_all(&mut self.file, block, self.tape)
+        write_once_or_all(&mut self.file, block, self.tape)?;
+        self.written(block.len());
+        Ok(())
     }
 
     /// Write records given as `parts`, `per_record` consecutive slices making one record.
@@ -55,20 +116,26 @@ impl VolumeOut {
             }
             return Ok(());
         }
-        write_all_vectored(&mut self.file, parts)
+        write_all_vectored(&mut self.file, parts)?;
+        self.written(parts.iter().map(|p| p.len()).sum());
+        Ok(())
     }
 
-    /// Rewrite the first block in place (seekable volumes only) and flush.
+    /// The end of a seekable volume: fsync what was written, rewrite the first block in
+    /// place (the finished volume's metadata), fsync again.
     pub fn rewrite_first(&mut self, block: &[u8]) -> io::Result<()> {
+        self.sync_now()?;
         let end = self.file.stream_position()?;
         self.file.seek(SeekFrom::Start(0))?;
         self.file.write_all(block)?;
         self.file.seek(SeekFrom::Start(end))?;
-        self.file.flush()
+        self.sync_now()
     }
 
+    /// The end of a volume written through: flush, and fsync a durable one.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.file.flush()?;
+        self.sync_now()
     }
 }
 

@@ -1,8 +1,10 @@
-//! Start writeback of a file range early (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that
-//! the final `fsync` of a file written block by block has little left to flush: the disk
-//! works while the next block is still being compressed. Not a durability barrier — callers
-//! still fsync. Linux only; elsewhere a no-op.
+//! Make the final `fsync` of a file written piece by piece cheap: start the writeback of each
+//! range early (`sync_file_range(SYNC_FILE_RANGE_WRITE)`; the disk works while the next
+//! piece is still being made), and flush what was written to stable storage on a thread
+//! behind the writer ([`SyncBehind`]). Neither is a durability barrier — callers still
+//! fsync, and only that fsync's result counts. Linux only; elsewhere a no-op.
 
+use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// Ask the kernel to begin writing `len` bytes at `offset` of `fd` to disk, without waiting.
@@ -27,6 +29,58 @@ pub fn start_writeback(fd: BorrowedFd<'_>, offset: u64, len: u64) -> std::io::Re
     #[cfg(not(target_os = "linux"))]
     let _ = (fd, offset, len);
     Ok(())
+}
+
+/// A thread that fdatasyncs a file whenever new data were written to it since its last
+/// fdatasync, so that the device flushes the early blocks while later ones are still being
+/// produced: the final fsync then has only the tail to flush. (Here an fsync costs time in
+/// proportion to the data not yet flushed, ~0.45 ms per MiB, even when writeback is done:
+/// the virtual disk's cache flush.) Only an optimisation: the owner still fsyncs at the end.
+///
+/// The thread uses its own open file description (a reopen through `/proc/self/fd`), not a
+/// dup: writeback errors are reported once per description (errseq), so a background
+/// fdatasync that saw an error must not consume it before the owner's final fsync.
+#[derive(Debug)]
+pub struct SyncBehind {
+    wrote: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+    fd: std::os::fd::RawFd,
+}
+
+impl SyncBehind {
+    /// Start the thread for `file` (None where it cannot be reopened, e.g. no /proc: then
+    /// the final fsync does all the work, as without it).
+    pub fn start(file: &File) -> Option<SyncBehind> {
+        let own = File::open(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+        let fd = own.as_raw_fd();
+        let (wrote, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sync-behind".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    let _ = own.sync_data();
+                }
+            })
+            .ok()?;
+        Some(SyncBehind { wrote, thread, fd })
+    }
+
+    /// Data were written: flush them (and whatever else came meanwhile) soon.
+    pub fn wrote(&self) {
+        let _ = self.wrote.send(());
+    }
+
+    /// The thread's descriptor (open while the thread runs; for tests).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.fd
+    }
+
+    /// Wait for the fdatasync in flight, if any, and end the thread.
+    pub fn stop(self) {
+        drop(self.wrote);
+        let _ = self.thread.join();
+    }
 }
 
 #[cfg(test)]
