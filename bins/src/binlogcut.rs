@@ -248,7 +248,14 @@ fn files(m: &ArgMatches) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What a binlog page that cannot be read (or a file that shrank) says through its map.
+const SIGBUS_MSG: &[u8] =
+    b"binlogcut: a binlog could not be read through its memory map (an I/O error, or the file shrank): SIGBUS\n";
+
 fn run(m: &ArgMatches) -> Result<u8, Failure> {
+    // Closed binlogs are read through a map: a bad block there raises SIGBUS, which must end
+    // in a message and exit 1, not in a death by signal.
+    let _ = lampvault::sys::mapsource::exit_on_sigbus(SIGBUS_MSG, 1);
     match m.subcommand() {
         Some(("list", s)) => {
             let grep = match s.get_one::<String>("grep") {

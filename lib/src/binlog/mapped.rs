@@ -86,18 +86,15 @@ impl Bytes {
     }
 
     /// Ask for the pages of `offset..offset + len` to be mapped now (MADV_POPULATE_READ,
-    /// Linux 5.14+; silently nothing elsewhere, or for read bytes), so that the reads that
+    /// Linux 6.9+ — see `sys::mapsource::populate_read_is_safe`; silently nothing elsewhere,
+    /// or for read bytes), so that the reads that
     /// follow do not fault page by page. Only what is about to be read is asked for: mapping
     /// (and, at exit, unmapping) pages costs time per page.
     pub fn populate(&self, offset: u64, len: u64) {
         if let Bytes::Mapped(m) = self {
             let end = offset.saturating_add(len).min(m.len() as u64);
             if offset < end {
-                let _ = m.advise_range(
-                    memmap2::Advice::PopulateRead,
-                    offset as usize,
-                    (end - offset) as usize,
-                );
+                crate::sys::mapsource::populate(m, offset as usize, (end - offset) as usize);
             }
         }
     }
@@ -111,8 +108,8 @@ pub fn read_all(mut r: impl Read) -> io::Result<Bytes> {
 }
 
 /// The bytes of `file`: mapped when it is a regular, closed binlog; read otherwise.
-/// `populate` pre-faults the whole map in one call (MAP_POPULATE): faster when every byte
-/// will be read (verify), slower when most of the file is hopped over (a window cut).
+/// `populate` pre-faults the whole map in one call (MADV_POPULATE_READ): faster when every
+/// byte will be read (list), slower when most of the file is hopped over (a window cut).
 pub fn load(file: File, populate: bool) -> io::Result<Bytes> {
     let md = file.metadata()?;
     if !md.is_file() || md.len() == 0 {
@@ -128,12 +125,11 @@ pub fn load(file: File, populate: bool) -> io::Result<Bytes> {
     // SAFETY: the map is read-only and private to this process; the file is a closed binlog
     // (in-use flag clear), which the server never modifies again. If someone truncates it
     // anyway, access past the new end raises SIGBUS, as documented above.
-    let map = unsafe {
-        let mut o = memmap2::MmapOptions::new();
-        if populate {
-            o.populate();
-        }
-        o.map(&file)?
-    };
+    let map = unsafe { memmap2::MmapOptions::new().map(&file)? };
+    if populate {
+        // MADV_POPULATE_READ where it is safe, not MAP_POPULATE: on kernels before 6.9 both
+        // retry an unreadable page forever (see `sys::mapsource::populate_read_is_safe`).
+        crate::sys::mapsource::populate(&map, 0, map.len());
+    }
     Ok(Bytes::Mapped(map))
 }

@@ -37,7 +37,8 @@ extern "C" fn on_sigbus(_: libc::c_int) {
     unsafe { libc::_exit(CODE.load(Ordering::Acquire)) };
 }
 
-/// From now on SIGBUS (a mapped file shrank under us) writes `msg` to stderr and exits the
+/// From now on SIGBUS (a mapped file shrank under us, or one of its pages could not be
+/// read: an I/O error) writes `msg` to stderr and exits the
 /// process with `code` immediately (no destructors run).
 pub fn exit_on_sigbus(msg: &'static [u8], code: i32) -> nix::Result<()> {
     MSG_LEN.store(msg.len(), Ordering::Release);
@@ -66,9 +67,38 @@ pub fn map_source(file: &File, len: u64) -> io::Result<Mmap> {
 }
 
 /// Fault in `len` bytes at `offset` of `map` in one call (MADV_POPULATE_READ), so that the
-/// readers of that range take no page faults; a hint, errors ignored.
+/// readers of that range take no page faults; a hint, errors ignored; nothing where
+/// [`populate_read_is_safe`] says no.
 pub fn populate(map: &Mmap, offset: usize, len: usize) {
-    let _ = map.advise_range(Advice::PopulateRead, offset, len);
+    if populate_read_is_safe() {
+        let _ = map.advise_range(Advice::PopulateRead, offset, len);
+    }
+}
+
+/// Whether MADV_POPULATE_READ returns when a page cannot be read. Before Linux 6.9 it retries
+/// such a page forever (at 100 % system time until a signal kills the process) where a
+/// read() fails with EIO and a touch of the map raises SIGBUS: fixed by "mm/madvise: make
+/// MADV_POPULATE_(READ|WRITE) handle VM_FAULT_RETRY properly" (March 2024, Linux 6.9).
+/// Seen here on Debian 12's 6.1 with a file over device-mapper's error target
+/// (scripts/vmtest.d/read-errors.sh). Older kernels, or an unknown version, get plain page
+/// faults instead: slower, but a bad block then ends in SIGBUS, which callers turn into a
+/// clean exit ([`exit_on_sigbus`]).
+pub fn populate_read_is_safe() -> bool {
+    static SAFE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SAFE.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .and_then(|r| kernel_version(&r))
+            .is_some_and(|v| v >= (6, 9))
+    })
+}
+
+/// `(major, minor)` of a kernel release string such as `6.1.0-48-amd64` or `6.18.44-fc`.
+fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.trim().split(['.', '-']);
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 #[cfg(test)]
@@ -76,6 +106,17 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::process::Command;
+
+    #[test]
+    fn kernel_versions_parse() {
+        assert_eq!(kernel_version("6.1.0-48-amd64\n"), Some((6, 1)));
+        assert_eq!(kernel_version("6.18.44-fc-v782"), Some((6, 18)));
+        assert_eq!(kernel_version("6.9"), Some((6, 9)));
+        assert_eq!(kernel_version("5.15.0-91-generic"), Some((5, 15)));
+        assert_eq!(kernel_version("garbage"), None);
+        assert!(kernel_version("6.8.12").unwrap() < (6, 9));
+        assert!(kernel_version("6.10.1").unwrap() >= (6, 9));
+    }
 
     const CHILD: &str = "LV_MAPSOURCE_SIGBUS_CHILD";
 
