@@ -144,7 +144,7 @@ fn run(m: &ArgMatches) -> Result<u8, Failure> {
 }
 
 /// Open an output volume: created/truncated when a file; devices are written in place.
-/// Open a volume to write; `sync`: fsync it before success (see `VolumeOut`).
+/// `sync`: fsync it before success (see `VolumeOut`).
 fn open_out(path: &str, sync: bool) -> Result<VolumeOut, Failure> {
     let f = OpenOptions::new()
         .write(true)

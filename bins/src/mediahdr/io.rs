@@ -8,6 +8,7 @@ use std::path::Path;
 
 use lampvault::blockio::{open_direct, DirectFile};
 use lampvault::sys::fdkind::{fd_kind, FdKind};
+use lampvault::sys::writeback::FlushEvery;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 use crate::common::{is_stdio, Failure, IoContext};
@@ -157,8 +158,7 @@ pub fn rewrite_offset(end: &mut End) -> Option<u64> {
 /// instead of being lost after exit 0.
 pub struct Durable {
     file: Option<File>,
-    behind: Option<lampvault::sys::writeback::SyncBehind>,
-    unflushed: u64,
+    behind: FlushEvery,
 }
 
 impl Durable {
@@ -173,31 +173,20 @@ impl Durable {
         };
         Ok(Durable {
             file,
-            behind: None,
-            unflushed: 0,
+            behind: FlushEvery::default(),
         })
     }
 
     /// `n` more bytes were written.
     pub fn wrote(&mut self, n: usize) {
-        let Some(f) = &self.file else { return };
-        self.unflushed += n as u64;
-        if self.unflushed >= 8 << 20 {
-            self.unflushed = 0;
-            if self.behind.is_none() {
-                self.behind = lampvault::sys::writeback::SyncBehind::start(f);
-            }
-            if let Some(b) = &self.behind {
-                b.wrote();
-            }
+        if let Some(f) = &self.file {
+            self.behind.wrote(f, n);
         }
     }
 
     /// fsync OUT (when it is durable), after the flushing thread has ended.
     pub fn sync(mut self, name: &str) -> Result<(), Failure> {
-        if let Some(b) = self.behind.take() {
-            b.stop();
-        }
+        self.behind.stop();
         match &self.file {
             Some(f) => f.sync_all().ctx(name),
             None => Ok(()),

@@ -602,7 +602,8 @@ impl std::ops::Deref for Block<'_> {
     }
 }
 
-/// What a push says when a mapped source shrinks under it or has a page it cannot read (see `lampvault::sys::mapsource`).
+/// What a push says when a mapped source shrinks under it or has a page it cannot read
+/// (see `lampvault::sys::mapsource`).
 const SIGBUS_MSG: &[u8] =
     b"walarchive: push: a source file could not be read through its map (an I/O error, or it shrank: SIGBUS); nothing archived by this call\n";
 

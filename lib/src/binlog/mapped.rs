@@ -87,9 +87,9 @@ impl Bytes {
 
     /// Ask for the pages of `offset..offset + len` to be mapped now (MADV_POPULATE_READ,
     /// Linux 6.9+ — see `sys::mapsource::populate_read_is_safe`; silently nothing elsewhere,
-    /// or for read bytes), so that the reads that
-    /// follow do not fault page by page. Only what is about to be read is asked for: mapping
-    /// (and, at exit, unmapping) pages costs time per page.
+    /// or for read bytes), so that the reads that follow do not fault page by page. Only
+    /// what is about to be read is asked for: mapping (and, at exit, unmapping) pages costs
+    /// time per page.
     pub fn populate(&self, offset: u64, len: u64) {
         if let Bytes::Mapped(m) = self {
             let end = offset.saturating_add(len).min(m.len() as u64);

@@ -6,15 +6,12 @@
 //! set's length (what marks a volume finished), and that block is fsynced too — a write
 //! error that the kernel only reports at writeback (a failing disk) fails the command
 //! instead of being lost after exit 0. Data are flushed behind the writer as they come
-//! ([`SyncBehind`]), so the final fsync has little left to do. (`--no-sync` turns this off.)
+//! ([`FlushEvery`]), so the final fsync has little left to do. (`--no-sync` turns this off.)
 
 use std::fs::File;
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 
-use crate::sys::writeback::SyncBehind;
-
-/// Bytes written between two requests to the flushing thread.
-const FLUSH_EVERY: u64 = 8 << 20;
+use crate::sys::writeback::FlushEvery;
 
 /// An output volume being written by split or rebuild.
 pub struct VolumeOut {
@@ -25,10 +22,8 @@ pub struct VolumeOut {
     scratch: Vec<u8>,
     /// fsync before success (unless turned off with [`VolumeOut::sync`])
     sync: bool,
-    /// flushes written data (regular files and block devices), started at the first write
-    behind: Option<SyncBehind>,
-    /// bytes written since the last request to `behind`
-    unflushed: u64,
+    /// flushes written data of a durable volume behind the writer
+    behind: FlushEvery,
 }
 
 impl VolumeOut {
@@ -41,8 +36,7 @@ impl VolumeOut {
             tape,
             scratch: Vec::new(),
             sync: true,
-            behind: None,
-            unflushed: 0,
+            behind: FlushEvery::default(),
         }
     }
 
@@ -58,26 +52,14 @@ impl VolumeOut {
     }
 
     fn written(&mut self, n: usize) {
-        if !self.durable() {
-            return;
-        }
-        self.unflushed += n as u64;
-        if self.unflushed >= FLUSH_EVERY {
-            self.unflushed = 0;
-            if self.behind.is_none() {
-                self.behind = SyncBehind::start(&self.file);
-            }
-            if let Some(b) = &self.behind {
-                b.wrote();
-            }
+        if self.durable() {
+            self.behind.wrote(&self.file, n);
         }
     }
 
     /// fsync a durable volume (after the flushing thread has ended).
     fn sync_now(&mut self) -> io::Result<()> {
-        if let Some(b) = self.behind.take() {
-            b.stop();
-        }
+        self.behind.stop();
         if self.durable() {
             self.file.sync_all()?;
         }

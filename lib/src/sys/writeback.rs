@@ -83,6 +83,40 @@ impl SyncBehind {
     }
 }
 
+/// A [`SyncBehind`] for a file written in small pieces (records): started at the first
+/// [`FLUSH_EVERY`] bytes and asked to flush after every further `FLUSH_EVERY` bytes.
+#[derive(Debug, Default)]
+pub struct FlushEvery {
+    behind: Option<SyncBehind>,
+    unflushed: u64,
+}
+
+/// Bytes written between two requests to the flushing thread of a [`FlushEvery`].
+pub const FLUSH_EVERY: u64 = 8 << 20;
+
+impl FlushEvery {
+    /// `n` more bytes were written to `file`.
+    pub fn wrote(&mut self, file: &File, n: usize) {
+        self.unflushed += n as u64;
+        if self.unflushed >= FLUSH_EVERY {
+            self.unflushed = 0;
+            if self.behind.is_none() {
+                self.behind = SyncBehind::start(file);
+            }
+            if let Some(b) = &self.behind {
+                b.wrote();
+            }
+        }
+    }
+
+    /// End the flushing thread (waiting for its fdatasync in flight), before the final fsync.
+    pub fn stop(&mut self) {
+        if let Some(b) = self.behind.take() {
+            b.stop();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
