@@ -8,9 +8,10 @@
 //! stdin.
 //!
 //! Page tables cost time per 4 KiB page mapped (and again to unmap at exit), so nothing is
-//! pre-faulted wholesale: walkers ask for the chunk just ahead of them (MADV_POPULATE_READ)
-//! and give back what they left behind (MADV_DONTNEED, harmless on this shared read-only
-//! map), each in its own thread — the [`Pager`] trait.
+//! pre-faulted wholesale: `verify`'s walkers ask for the chunk just ahead of them
+//! (MADV_POPULATE_READ) and give back what they left behind (MADV_DONTNEED, harmless on
+//! this shared read-only map), each in its own thread — the [`Pager`] trait; the hop only
+//! gives back the segments it has hopped whole (see `hop`).
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -4,6 +4,7 @@
 //! binlogs, payloads full of fake headers whose log_pos matches their offset).
 
 use super::*;
+use crate::binlog::mapped::NoPager;
 use crate::binlog::reader::FLAG_IN_USE;
 use crate::binlog::{Decision, Groups, Selector, Window};
 use std::path::{Path, PathBuf};
@@ -274,35 +275,6 @@ fn parallel_equals_sequential_on_synthetic_files() {
 }
 
 #[test]
-fn populate_is_asked_ahead_of_every_read() {
-    let d = synthetic(2000, 50, true, false, 7);
-    let b = Binlog::open(&d).unwrap();
-    struct Rec(std::sync::Mutex<Vec<(u64, u64)>>);
-    impl Pager for Rec {
-        fn populate(&self, o: u64, n: u64) {
-            self.0.lock().unwrap().push((o, n));
-        }
-        fn release(&self, _: u64, _: u64) {}
-    }
-    let asked = Rec(std::sync::Mutex::new(Vec::new()));
-    let t = i64::from(u32le(&d, b.after_fde() as usize)) + 20;
-    let r = resume_point_with(&b, t, 8, 2, 4096, &asked);
-    assert_eq!(r, resume_point_seq(&b, t));
-    let asked = asked.0.into_inner().unwrap();
-    // every event header the sequential hop reads lies in an asked-for range
-    let mut c = Chain::new(b.after_fde(), b.len());
-    let w = walker(&b, t);
-    while c.running() {
-        let at = c.pos;
-        assert!(
-            asked.iter().any(|&(o, n)| o <= at && at < o + n),
-            "offset {at} not populated"
-        );
-        w.advance(&mut c);
-    }
-}
-
-#[test]
 fn pages_are_given_back_in_aligned_blocks_before_the_resume_point() {
     // ~30 MB: long enough for several 2 MiB blocks per segment
     let d = synthetic(150_000, 1000, true, false, 11);
@@ -310,7 +282,9 @@ fn pages_are_given_back_in_aligned_blocks_before_the_resume_point() {
     let b = Binlog::open(&d).unwrap();
     struct Rec(std::sync::Mutex<Vec<(u64, u64)>>);
     impl Pager for Rec {
-        fn populate(&self, _: u64, _: u64) {}
+        fn populate(&self, o: u64, n: u64) {
+            panic!("the hop asked to populate {o}+{n}: plain faults cost less");
+        }
         fn release(&self, o: u64, n: u64) {
             self.0.lock().unwrap().push((o, n));
         }
