@@ -268,6 +268,15 @@ fn describe(e: &Event, names: &[String]) -> String {
             "volume {volume} ({}): {cause}; rebuilding it from parity",
             names[*volume]
         ),
+        Event::Unreadable {
+            volume,
+            record,
+            offset,
+            cause,
+        } => format!(
+            "{}: record {record} (offset {offset}): {cause}; rebuilt from parity, reading on",
+            names[*volume]
+        ),
         Event::Ended {
             volume,
             record,
@@ -363,7 +372,12 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
                     dirs.push(p.clone());
                     Source::Missing
                 }
-                Ok(f) => Source::Read(Box::new(f)),
+                // files and block devices can skip a record they cannot read; a tape or
+                // pipe is read through once
+                Ok(f) => match fd_kind(f.as_fd()) {
+                    Ok(FdKind::Regular | FdKind::BlockDevice) => Source::Seekable(Box::new(f)),
+                    _ => Source::Read(Box::new(f)),
+                },
                 Err(e) => {
                     unopened.push((i, crate::common::errno_text(&e)));
                     Source::Missing
@@ -559,7 +573,11 @@ and writes whole rows, padding included, as Amanda does.
 A volume named \fBmissing\fR, one that cannot be opened or read, one that ends early, or one that
 fails in the middle of a read is rebuilt from parity from the very record where it stopped (never
 the wrong bytes Amanda 3.5 returns in that block), at the speed of a healthy read; each such event
-is one line on stderr and join still exits 0, since its output is exact. When every volume is
+is one line on stderr and join still exits 0, since its output is exact. A volume on a file or
+block device that cannot read a record (a bad sector: EIO) is not given up: that record is rebuilt
+from parity and the volume is read on after it, as md does, so volumes with bad blocks in
+different rows still give the exact stream; after 64 unreadable records the volume is given up
+from there (a dying device). Tapes and pipes cannot skip and stop at their first read error. When every volume is
 present each row is checked against its parity; a mismatch that cannot be pinned to one volume
 (XOR parity, no checksums) stops join with exit 4 rather than guess, unless \fB\-\-trust\-data\fR.
 .SH "EXIT STATUS"
@@ -575,8 +593,8 @@ block or header size, split never finished), I/O errors.
 Usage error.
 .TP
 .B 3
-verify: damage found (lost or truncated volumes, records with bad checksums or located by
-Reed\-Solomon) that join and rebuild repair.
+verify: damage found (lost or truncated volumes, unreadable records, records with bad checksums
+or located by Reed\-Solomon) that join and rebuild repair.
 .TP
 .B 4
 Unrecoverable: more volumes lost in a row than parity volumes, or a parity mismatch that no volume

@@ -2,8 +2,9 @@
 # Guest script for ../vmtest: raitstripe reading volumes that give real read errors.
 #   vmtest -b target/debug/raitstripe -d 64M -d 64M scripts/vmtest.d/raitstripe.sh
 # Volumes 0 and 1 of a 2+1 set live on dm-linear devices over the two disks; then an
-# error target replaces 1 MiB in the middle of one, later of both (device-mapper's
-# "error" target fails every I/O there with EIO, as a bad region of a disk does).
+# error target replaces 1 MiB in the middle of one, then another 1 MiB of the other (join
+# reads on after each bad record), then the same 1 MiB of both (device-mapper's "error"
+# target fails every I/O there with EIO, as a bad region of a disk does).
 # Prints "ok: ..." / "FAIL: ..." lines; exit 0 only if all pass.
 set -u
 fail=0
@@ -16,11 +17,12 @@ d1=$1 d2=$2
 R=raitstripe
 echo "kernel $(uname -r), dm $(dmsetup version | awk '/Driver/{print $3}')"
 
-# bad NAME DISK: 1 MiB of NAME (sectors 8192..10239, i.e. 4-5 MiB in) fails with EIO
+# bad_region NAME DISK [START]: 1 MiB of NAME from sector START (default 8192, i.e. 4-5 MiB
+# in) fails with EIO
 linear() { dmsetup create "$1" --table "0 $(blockdev --getsz "$2") linear $2 0"; }
 bad_region() {
-    local n; n=$(blockdev --getsz "$2")
-    printf '0 8192 linear %s 0\n8192 2048 error\n10240 %s linear %s 10240\n' "$2" $((n - 10240)) "$2" |
+    local n a=${3:-8192}; n=$(blockdev --getsz "$2")
+    printf '0 %s linear %s 0\n%s 2048 error\n%s %s linear %s %s\n' $a "$2" $a $((a + 2048)) $((n - a - 2048)) "$2" $((a + 2048)) |
         dmsetup reload "$1" && dmsetup suspend "$1" && dmsetup resume "$1" && blockdev --flushbufs "/dev/mapper/$1"
 }
 
@@ -49,8 +51,18 @@ check "rebuild exit 0" test $rc = 0
 $R join /dev/mapper/v0 /tmp/v1new /tmp/v2 > /tmp/out 2>/tmp/err
 check "the rebuilt volume joins to the stream, quietly" bash -c 'cmp -s /tmp/in /tmp/out && ! test -s /tmp/err'
 
+step "another 1 MiB of volume 0 fails too (6-7 MiB in): every row still has two readable volumes"
+bad_region v0 "$d1" 12288 || exit 12
+$R join /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/out 2>/tmp/err; rc=$?
+sed 's/^/  join: /' /tmp/err | head -3; echo "  join: ... $(wc -l < /tmp/err) lines"
+check "join exit 0" test $rc = 0
+check "join rebuilds the stream exactly, reading on after each bad record" cmp -s /tmp/in /tmp/out
+check "join reports 32 unreadable records of each volume" bash -c "test \$(grep -c 'v0: record .*Input/output error; rebuilt from parity, reading on' /tmp/err) = 32 && test \$(grep -c 'v1: record .*Input/output error; rebuilt from parity, reading on' /tmp/err) = 32"
+$R verify /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/vout 2>/tmp/err; rc=$?
+check "verify exit 3 (repairable), 64 problems listed" bash -c "test $rc = 3 && test \$(wc -l < /tmp/vout) = 64"
+
 step "the same region of volume 0 fails too: more than one parity volume can rebuild"
-bad_region v0 "$d1" || exit 12
+bad_region v0 "$d1" || exit 13
 $R join /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/out 2>/tmp/err; rc=$?
 sed 's/^/  join: /' /tmp/err
 check "join exit 4 (unrecoverable)" test $rc = 4

@@ -16,7 +16,7 @@
 //! is `bufs[i][j·record..][..block]`, and rebuilt shards are written into the same place.
 
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 
 use super::meta::{FirstBlock, Length, Meta, MetaError, Trailer};
 use super::volume::write_all_vectored;
@@ -30,8 +30,45 @@ pub const BATCH: usize = 32;
 pub enum Source {
     /// Named `missing` by the user.
     Missing,
-    /// An input, possibly failing.
+    /// An input, possibly failing, read through once (a pipe, a tape).
     Read(Box<dyn Read>),
+    /// An input that can seek (a file, a block device): a record it cannot read is rebuilt
+    /// from parity and the volume is read on after it, as md does with a bad sector —
+    /// up to [`MAX_UNREADABLE`] records, then the volume is given up from there.
+    Seekable(Box<dyn ReadSeek>),
+}
+
+/// Read + Seek, for [`Source::Seekable`].
+pub trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+/// Unreadable records skipped per volume before join gives the volume up (a dying device
+/// whose every read fails would otherwise be retried record by record to its end).
+pub const MAX_UNREADABLE: usize = 64;
+
+/// A volume being read: through once, or with the ability to skip an unreadable record.
+enum Reader {
+    Stream(Box<dyn Read>),
+    Seekable(Box<dyn ReadSeek>),
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Reader::Stream(r) => r.read(buf),
+            Reader::Seekable(r) => r.read(buf),
+        }
+    }
+}
+
+impl Reader {
+    /// Go to byte `pos` of the volume; `false` for a stream or when seeking fails.
+    fn skip_to(&mut self, pos: u64) -> bool {
+        match self {
+            Reader::Stream(_) => false,
+            Reader::Seekable(r) => r.seek(SeekFrom::Start(pos)).is_ok(),
+        }
+    }
 }
 
 /// How join runs.
@@ -51,6 +88,14 @@ pub struct JoinOptions {
 pub enum Event {
     /// The volume is missing (named `missing` or unreadable when opened): rebuilt throughout.
     Missing { volume: usize, cause: String },
+    /// Record `record` of a seekable volume could not be read (`cause`): rebuilt from
+    /// parity; the volume is read on after it.
+    Unreadable {
+        volume: usize,
+        record: u64,
+        offset: u64,
+        cause: String,
+    },
     /// The volume stopped at `record` (truncated, read error): rebuilt from there on.
     Ended {
         volume: usize,
@@ -196,7 +241,7 @@ pub struct Summary {
     pub rebuilt_records: u64,
     /// Volumes that were missing or stopped early.
     pub lost_volumes: Vec<usize>,
-    /// Records whose checksum failed or that Reed-Solomon located.
+    /// Records whose checksum failed, that Reed-Solomon located, or that could not be read.
     pub damaged_records: u64,
     /// Rows that could not be made right.
     pub unrecoverable_rows: u64,
@@ -215,7 +260,9 @@ pub struct Set {
     meta: Option<Meta>,
     header: Option<Vec<u8>>,
     end: End,
-    readers: Vec<Option<Box<dyn Read>>>,
+    readers: Vec<Option<Reader>>,
+    /// Where each volume's records begin (its first block's size).
+    bases: Vec<u64>,
     lost: Vec<usize>,
     events: Vec<Event>,
     trust: bool,
@@ -242,7 +289,8 @@ impl Set {
             return Err(JoinError::Layout(LayoutError::HeaderSize(hs)));
         }
         let n = sources.len();
-        let mut readers: Vec<Option<Box<dyn Read>>> = Vec::with_capacity(n);
+        let mut readers: Vec<Option<Reader>> = Vec::with_capacity(n);
+        let mut bases: Vec<u64> = vec![0; n];
         let mut firsts: Vec<Option<FirstBlock>> = Vec::with_capacity(n);
         let mut events = Vec::new();
         let mut lost = Vec::new();
@@ -258,10 +306,11 @@ impl Set {
                     firsts.push(None);
                     continue;
                 }
-                Source::Read(r) => r,
+                Source::Read(r) => Reader::Stream(r),
+                Source::Seekable(r) => Reader::Seekable(r),
             };
             let mut block = vec![0u8; hs];
-            let (mut got, mut err) = read_up_to(&mut *r, &mut block);
+            let (mut got, mut err) = read_up_to(&mut r, &mut block);
             // Unless told, the first block is as long as raitstripe's line says.
             let size = match (
                 opts.header_size,
@@ -272,7 +321,7 @@ impl Set {
             };
             if err.is_none() && size > got && got == hs {
                 block.resize(size, 0);
-                let (more, e) = read_up_to(&mut *r, &mut block[hs..]);
+                let (more, e) = read_up_to(&mut r, &mut block[hs..]);
                 got += more;
                 err = e;
             }
@@ -296,8 +345,15 @@ impl Set {
             if got > size {
                 // read past a smaller first block: give the records back
                 let rest = block[size..got].to_vec();
-                r = Box::new(io::Cursor::new(rest).chain(r));
+                r = match r {
+                    Reader::Seekable(mut f) => match f.seek(SeekFrom::Start(size as u64)) {
+                        Ok(_) => Reader::Seekable(f),
+                        Err(_) => Reader::Stream(Box::new(io::Cursor::new(rest).chain(f))),
+                    },
+                    Reader::Stream(s) => Reader::Stream(Box::new(io::Cursor::new(rest).chain(s))),
+                };
             }
+            bases[i] = size as u64;
             block.truncate(size);
             let fb = FirstBlock::parse(&block)
                 .map_err(|err| JoinError::FirstBlock { volume: i, err })?;
@@ -435,6 +491,7 @@ impl Set {
             header: f0.amanda,
             end,
             readers,
+            bases,
             lost,
             events,
             trust: opts.trust_data,
@@ -490,6 +547,9 @@ impl Set {
         let mut have = vec![0usize; n];
         let mut eof = vec![false; n];
         let mut errs: Vec<Option<String>> = vec![None; n];
+        // records of the batch buffer that could not be read (seekable volumes), per volume
+        let mut bad: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut unreadable = vec![0usize; n];
         let mut usable = vec![0usize; n];
         let mut present = vec![false; n];
         let mut total: Option<u64> = match self.end {
@@ -517,20 +577,43 @@ impl Set {
                 let Some(r) = self.readers[i].as_mut() else {
                     continue;
                 };
-                if !eof[i] && have[i] < cap {
-                    let (got, err) = read_up_to(&mut **r, &mut bufs[i][have[i]..cap]);
+                while !eof[i] && have[i] < cap {
+                    let (got, err) = read_up_to(r, &mut bufs[i][have[i]..cap]);
                     have[i] += got;
-                    if have[i] < cap {
-                        eof[i] = true;
+                    let Some(e) = err else {
+                        eof[i] = have[i] < cap;
+                        break;
+                    };
+                    let why = e.raw_os_error().map_or_else(
+                        || e.to_string(),
+                        |c| crate::freeze::strerror(nix::errno::Errno::from_raw(c)),
+                    );
+                    // A seekable volume skips the record it cannot read (rebuilt from
+                    // parity below) and reads on after it; a stream stops here.
+                    let k = have[i] / rec;
+                    let record = done + k as u64;
+                    if unreadable[i] < MAX_UNREADABLE
+                        && r.skip_to(self.bases[i] + (record + 1) * rec as u64)
+                    {
+                        unreadable[i] += 1;
+                        bufs[i][k * rec..(k + 1) * rec].fill(0);
+                        have[i] = (k + 1) * rec;
+                        bad[i].push(k);
+                        sum.damaged_records += 1;
+                        on_event(&Event::Unreadable {
+                            volume: i,
+                            record,
+                            offset: geo.record_offset(record),
+                            cause: format!("read error: {why}"),
+                        });
+                        continue;
                     }
-                    if let Some(e) = err {
-                        eof[i] = true;
-                        let why = e.raw_os_error().map_or_else(
-                            || e.to_string(),
-                            |c| crate::freeze::strerror(nix::errno::Errno::from_raw(c)),
-                        );
-                        errs[i] = Some(format!("read error: {why}"));
-                    }
+                    eof[i] = true;
+                    errs[i] = Some(if unreadable[i] >= MAX_UNREADABLE {
+                        format!("read error: {why} ({MAX_UNREADABLE} records unreadable: giving the volume up)")
+                    } else {
+                        format!("read error: {why}")
+                    });
                 }
             }
             // How many data records each live volume offers; find trailers.
@@ -589,7 +672,9 @@ impl Set {
             // Fast path: the same volumes present in every row of the batch and no tags to
             // check: check or rebuild the whole batch in one call (contiguous shards).
             let mut batch_done = false;
-            if !geo.sums && codec.can_span() && (0..n).all(|i| usable[i] == 0 || usable[i] >= rows)
+            if !geo.sums
+                && codec.can_span()
+                && (0..n).all(|i| (usable[i] == 0 || usable[i] >= rows) && bad[i].is_empty())
             {
                 for i in 0..n {
                     present[i] = usable[i] >= rows;
@@ -614,7 +699,7 @@ impl Set {
                 let record = done + j as u64;
                 let off = j * rec;
                 for i in 0..n {
-                    present[i] = j < usable[i];
+                    present[i] = j < usable[i] && !bad[i].contains(&j);
                 }
                 if geo.sums {
                     for i in 0..n {
@@ -727,6 +812,10 @@ impl Set {
                     have[i] -= used;
                 } else {
                     have[i] = 0;
+                }
+                bad[i].retain(|&k| k >= rows);
+                for k in bad[i].iter_mut() {
+                    *k -= rows;
                 }
             }
             done += rows as u64;

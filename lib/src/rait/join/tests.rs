@@ -508,3 +508,171 @@ fn restore_line_block_size_is_read() {
         None
     );
 }
+
+/// A seekable volume whose bytes in `bad` cannot be read (EIO), as a disk with bad sectors:
+/// reads stop short before the range and fail inside it.
+struct BadSectors {
+    inner: File,
+    bad: std::ops::Range<u64>,
+}
+impl std::io::Read for BadSectors {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::Seek;
+        let pos = self.inner.stream_position()?;
+        if self.bad.contains(&pos) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        let k = if pos < self.bad.start {
+            buf.len().min((self.bad.start - pos) as usize)
+        } else {
+            buf.len()
+        };
+        self.inner.read(&mut buf[..k])
+    }
+}
+impl std::io::Seek for BadSectors {
+    fn seek(&mut self, p: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(p)
+    }
+}
+
+/// Volumes 0..3 of a 2+1 set of 512-byte records; `bad[i]`: records of volume i (from,
+/// to inclusive) that cannot be read.
+fn run_bad_sectors(
+    input_len: usize,
+    bad: [Option<(u64, u64)>; 3],
+    verify: bool,
+) -> (Result<Summary, JoinError>, Vec<u8>, Vec<Event>, Vec<u8>) {
+    run_bad_sectors_of(input_len, bad, verify, true)
+}
+
+/// `seekable_split`: false = volumes written as to tapes (length in a trailer, read with
+/// two records held back per batch, so a bad record can be read in the batch before its own).
+fn run_bad_sectors_of(
+    input_len: usize,
+    bad: [Option<(u64, u64)>; 3],
+    verify: bool,
+    seekable_split: bool,
+) -> (Result<Summary, JoinError>, Vec<u8>, Vec<Event>, Vec<u8>) {
+    let t = Tmp::new();
+    let g = Geometry::new(3, 1, 512, 512, false).unwrap();
+    let input = data(input_len, 33);
+    do_split(&t, &input, &g, seekable_split);
+    let src = (0..3)
+        .map(|i| {
+            let inner = File::open(t.vol(i)).unwrap();
+            match bad[i] {
+                // record r of a volume is at 512 (first block) + r * 512
+                Some((a, b)) => Source::Seekable(Box::new(BadSectors {
+                    inner,
+                    bad: 512 + a * 512 + 100..512 + b * 512 + 200,
+                })),
+                None => Source::Seekable(Box::new(inner)),
+            }
+        })
+        .collect();
+    let opts = JoinOptions {
+        block: None,
+        header_size: Some(512),
+        trust_data: false,
+    };
+    let set = Set::open(src, &opts).unwrap();
+    let mut out = Vec::new();
+    let mut ev = Vec::new();
+    let r = if verify {
+        set.run(None, &mut [], &mut |e| ev.push(e.clone()))
+    } else {
+        set.run(Some(&mut out), &mut [], &mut |e| ev.push(e.clone()))
+    };
+    (r, out, ev, input)
+}
+
+fn unreadable(ev: &[Event]) -> Vec<(usize, u64)> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Event::Unreadable {
+                volume,
+                record,
+                cause,
+                ..
+            } => {
+                assert!(cause.contains("Input/output error"), "{cause}");
+                Some((*volume, *record))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unreadable_records_of_seekable_volumes_are_rebuilt_and_reading_goes_on() {
+    // bad blocks on two volumes in different rows: each rebuilt from the others (a volume
+    // given up at its first error would leave row 150 with two volumes lost)
+    let (r, out, ev, input) =
+        run_bad_sectors(200_000, [Some((150, 150)), Some((7, 9)), None], false);
+    let s = r.unwrap();
+    assert!(out == input);
+    assert_eq!(unreadable(&ev), [(1, 7), (1, 8), (1, 9), (0, 150)]);
+    assert_eq!(ev.len(), 4, "{ev:?}");
+    assert_eq!((s.damaged_records, s.rebuilt_records), (4, 4));
+    assert!(s.lost_volumes.is_empty());
+    // verify counts them (exit 3 in the tool: repairable)
+    let (r, _, ev, _) = run_bad_sectors(200_000, [Some((150, 150)), Some((7, 9)), None], true);
+    assert_eq!(r.unwrap().damaged_records, 4);
+    assert_eq!(unreadable(&ev).len(), 4);
+}
+
+#[test]
+fn the_same_row_unreadable_on_two_volumes_is_too_many() {
+    let (r, _, ev, _) = run_bad_sectors(100_000, [Some((30, 30)), Some((30, 31)), None], false);
+    match r {
+        Err(JoinError::TooManyLost { record: 30, .. }) => {}
+        other => panic!("{other:?} {ev:?}"),
+    }
+}
+
+#[test]
+fn a_volume_with_too_many_unreadable_records_is_given_up_from_there() {
+    let last = 10 + MAX_UNREADABLE as u64 + 20;
+    let (r, out, ev, input) = run_bad_sectors(300_000, [None, None, Some((10, last))], false);
+    r.unwrap();
+    assert!(
+        out == input,
+        "the stream is still exact: volumes 0 and 1 hold the data"
+    );
+    let skipped = unreadable(&ev);
+    assert_eq!(skipped.len(), MAX_UNREADABLE);
+    assert_eq!(skipped[0], (2, 10));
+    match ev.last() {
+        Some(Event::Ended {
+            volume: 2,
+            record,
+            cause,
+            ..
+        }) => {
+            assert_eq!(*record, 10 + MAX_UNREADABLE as u64);
+            assert!(cause.contains("giving the volume up"), "{cause}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unreadable_records_in_the_held_back_records_of_a_trailer_set() {
+    // batches of BATCH rows, two more read ahead: records BATCH and BATCH + 1 are read with
+    // the first batch and used in the second
+    let b = BATCH as u64;
+    for bad in [
+        (b, b),
+        (b + 1, b + 1),
+        (b - 1, b + 1),
+        (2 * b + 1, 2 * b + 3),
+    ] {
+        let (r, out, ev, input) =
+            run_bad_sectors_of(150_000, [None, Some(bad), None], false, false);
+        r.unwrap_or_else(|e| panic!("{bad:?}: {e} {ev:?}"));
+        assert!(out == input, "{bad:?}");
+        let want: Vec<(usize, u64)> = (bad.0..=bad.1).map(|k| (1, k)).collect();
+        assert_eq!(unreadable(&ev), want, "{bad:?}");
+    }
+}
