@@ -1,16 +1,39 @@
 //! Fuzz raitstripe's readers: the metadata line, the trailer, the first block, and a whole
 //! join over arbitrary volume bytes. Properties: no panic, no allocation beyond the validated
 //! geometry, a parsed line renders back to itself, and a join that succeeds on a set whose
-//! length is recorded writes exactly header + length bytes.
+//! length is recorded writes exactly header + length bytes — also when the volumes are
+//! seekable and one of them has a range that fails with EIO (records skipped and rebuilt).
 #![no_main]
 
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 
 use lampvault::rait::join::{JoinOptions, Set, Source};
 use lampvault::rait::{FirstBlock, Geometry, HeaderKind, Length, Meta, Trailer};
 use libfuzzer_sys::fuzz_target;
 
 const HS: usize = 512;
+
+/// A seekable volume whose bytes in `bad` fail with EIO (a bad sector): exercises join's
+/// skipping of unreadable records.
+struct BadSectors {
+    inner: Cursor<Vec<u8>>,
+    bad: std::ops::Range<u64>,
+}
+impl Read for BadSectors {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let pos = self.inner.position();
+        if self.bad.contains(&pos) {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        let k = if pos < self.bad.start { buf.len().min((self.bad.start - pos) as usize) } else { buf.len() };
+        self.inner.read(&mut buf[..k])
+    }
+}
+impl Seek for BadSectors {
+    fn seek(&mut self, p: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(p)
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     // 1. the parsers on raw bytes
@@ -60,7 +83,20 @@ fuzz_target!(|data: &[u8]| {
     let sources: Vec<Source> = vols
         .into_iter()
         .enumerate()
-        .map(|(i, v)| if i == missing { Source::Missing } else { Source::Read(Box::new(Cursor::new(v))) })
+        .map(|(i, v)| {
+            if i == missing {
+                Source::Missing
+            } else if flags & 0x40 == 0 {
+                Source::Read(Box::new(Cursor::new(v)))
+            } else if flags & 0x20 != 0 && i == (data[3] as usize) % n {
+                // one volume with a bad range somewhere after its first block
+                let a = HS as u64 + u64::from(data[3]) * 37;
+                let bad = a..a + 1 + u64::from(data[2]) * 29;
+                Source::Seekable(Box::new(BadSectors { inner: Cursor::new(v), bad }))
+            } else {
+                Source::Seekable(Box::new(Cursor::new(v)))
+            }
+        })
         .collect();
     let opts = JoinOptions { block: None, header_size: if flags & 0x80 != 0 { None } else { Some(HS) }, trust_data: flags & 8 != 0 };
     let Ok(set) = Set::open(sources, &opts) else { return };
