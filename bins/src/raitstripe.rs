@@ -348,6 +348,61 @@ fn join_failure(e: JoinError, names: &[String]) -> Failure {
     Failure::new(code, msg)
 }
 
+/// The lines of a run's events: on stderr as they come (join, rebuild) or kept for stdout
+/// (verify). Consecutive unreadable records of one volume become one line.
+struct Teller<'a> {
+    verify: bool,
+    names: &'a [String],
+    problems: Vec<String>,
+    /// unreadable records not told yet: volume, first and last record, first offset, cause
+    run: Option<(usize, u64, u64, u64, String)>,
+}
+
+impl Teller<'_> {
+    fn line(&mut self, line: String) {
+        self.flush();
+        self.put(line);
+    }
+
+    fn put(&mut self, line: String) {
+        if self.verify {
+            self.problems.push(line);
+        } else {
+            eprintln!("raitstripe: {line}");
+        }
+    }
+
+    fn unreadable(&mut self, volume: usize, record: u64, offset: u64, cause: &str) {
+        if let Some((v, _, last, _, c)) = &mut self.run {
+            if *v == volume && *last + 1 == record && c == cause {
+                *last = record;
+                return;
+            }
+        }
+        self.flush();
+        self.run = Some((volume, record, record, offset, cause.to_string()));
+    }
+
+    fn flush(&mut self) {
+        let Some((volume, first, last, offset, cause)) = self.run.take() else {
+            return;
+        };
+        let what = if first == last {
+            format!("record {first} (offset {offset})")
+        } else {
+            format!(
+                "records {first}-{last} ({} records from offset {offset})",
+                last - first + 1
+            )
+        };
+        let line = format!(
+            "{}: {what}: {cause}; rebuilt from parity, reading on",
+            self.names[volume]
+        );
+        self.put(line);
+    }
+}
+
 fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
     let names: Vec<String> = a.get_many::<String>("IN").unwrap().cloned().collect();
     if names.iter().any(|o| o == "-") {
@@ -421,35 +476,49 @@ fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
         }
     }
     let verbose = a.get_flag("verbose");
-    let mut problems: Vec<String> = Vec::new();
-    let mut on_event = |e: &Event| {
-        let mut line = describe(e, &names);
-        if let Event::Missing { volume, .. } = e {
-            if let Some((_, why)) = unopened.iter().find(|(i, _)| i == volume) {
-                line = format!(
-                    "volume {volume} ({}): {why}; rebuilding it from parity",
-                    names[*volume]
-                );
-            }
-        }
-        if mode == Mode::Join && matches!(e, Event::ParityMismatch { .. }) {
-            line.push_str("; writing the data volumes' bytes as they are (--trust-data)");
-        }
-        if mode == Mode::Verify {
-            problems.push(line);
-        } else {
-            eprintln!("raitstripe: {line}");
-        }
+    let mut teller = Teller {
+        verify: mode == Mode::Verify,
+        names: &names,
+        problems: Vec::new(),
+        run: None,
     };
     let padded_note = !set.has_metadata();
-    let result: Result<Summary, JoinError> = match mode {
-        Mode::Join => {
-            let fd = io::stdout().as_fd().try_clone_to_owned().ctx("stdout")?;
-            let mut out = File::from(fd);
-            set.run(Some(&mut out), &mut rebuild, &mut on_event)
+    let result: Result<Summary, JoinError> = {
+        let mut on_event = |e: &Event| {
+            if let Event::Unreadable {
+                volume,
+                record,
+                offset,
+                cause,
+            } = e
+            {
+                return teller.unreadable(*volume, *record, *offset, cause);
+            }
+            let mut line = describe(e, &names);
+            if let Event::Missing { volume, .. } = e {
+                if let Some((_, why)) = unopened.iter().find(|(i, _)| i == volume) {
+                    line = format!(
+                        "volume {volume} ({}): {why}; rebuilding it from parity",
+                        names[*volume]
+                    );
+                }
+            }
+            if mode == Mode::Join && matches!(e, Event::ParityMismatch { .. }) {
+                line.push_str("; writing the data volumes' bytes as they are (--trust-data)");
+            }
+            teller.line(line);
+        };
+        match mode {
+            Mode::Join => {
+                let fd = io::stdout().as_fd().try_clone_to_owned().ctx("stdout")?;
+                let mut out = File::from(fd);
+                set.run(Some(&mut out), &mut rebuild, &mut on_event)
+            }
+            _ => set.run(None, &mut rebuild, &mut on_event),
         }
-        _ => set.run(None, &mut rebuild, &mut on_event),
     };
+    teller.flush();
+    let problems = teller.problems;
     let report = |s: &Summary| {
         if verbose {
             eprintln!(

@@ -54,12 +54,13 @@ check "the rebuilt volume joins to the stream, quietly" bash -c 'cmp -s /tmp/in 
 step "another 1 MiB of volume 0 fails too (6-7 MiB in): every row still has two readable volumes"
 bad_region v0 "$d1" 12288 || exit 12
 $R join /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/out 2>/tmp/err; rc=$?
-sed 's/^/  join: /' /tmp/err | head -3; echo "  join: ... $(wc -l < /tmp/err) lines"
+sed 's/^/  join: /' /tmp/err
 check "join exit 0" test $rc = 0
 check "join rebuilds the stream exactly, reading on after each bad record" cmp -s /tmp/in /tmp/out
-check "join reports 32 unreadable records of each volume" bash -c "test \$(grep -c 'v0: record .*Input/output error; rebuilt from parity, reading on' /tmp/err) = 32 && test \$(grep -c 'v1: record .*Input/output error; rebuilt from parity, reading on' /tmp/err) = 32"
+check "join tells each volume's 32 unreadable records as one line" bash -c "test \$(wc -l < /tmp/err) = 2 && grep -Eq 'v0: records [0-9]+-[0-9]+ \(32 records from offset [0-9]+\): read error: Input/output error; rebuilt from parity, reading on' /tmp/err && grep -Eq 'v1: records [0-9]+-[0-9]+ \(32 records' /tmp/err"
 $R verify /dev/mapper/v0 /dev/mapper/v1 /tmp/v2 > /tmp/vout 2>/tmp/err; rc=$?
-check "verify exit 3 (repairable), 64 problems listed" bash -c "test $rc = 3 && test \$(wc -l < /tmp/vout) = 64"
+sed 's/^/  verify: /' /tmp/vout
+check "verify exit 3 (repairable), the two runs listed" bash -c "test $rc = 3 && test \$(wc -l < /tmp/vout) = 2"
 
 step "the same region of volume 0 fails too: more than one parity volume can rebuild"
 bad_region v0 "$d1" || exit 13
