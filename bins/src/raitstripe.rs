@@ -273,10 +273,7 @@ fn describe(e: &Event, names: &[String]) -> String {
             record,
             offset,
             cause,
-        } => format!(
-            "{}: record {record} (offset {offset}): {cause}; rebuilt from parity, reading on",
-            names[*volume]
-        ),
+        } => unreadable_line(&names[*volume], *record, *record, *offset, cause),
         Event::Ended {
             volume,
             record,
@@ -387,20 +384,22 @@ impl Teller<'_> {
         let Some((volume, first, last, offset, cause)) = self.run.take() else {
             return;
         };
-        let what = if first == last {
-            format!("record {first} (offset {offset})")
-        } else {
-            format!(
-                "records {first}-{last} ({} records from offset {offset})",
-                last - first + 1
-            )
-        };
-        let line = format!(
-            "{}: {what}: {cause}; rebuilt from parity, reading on",
-            self.names[volume]
-        );
+        let line = unreadable_line(&self.names[volume], first, last, offset, &cause);
         self.put(line);
     }
+}
+
+/// Records `first..=last` of volume `name`, from byte `offset`, could not be read.
+fn unreadable_line(name: &str, first: u64, last: u64, offset: u64, cause: &str) -> String {
+    let what = if first == last {
+        format!("record {first} (offset {offset})")
+    } else {
+        format!(
+            "records {first}-{last} ({} records from offset {offset})",
+            last - first + 1
+        )
+    };
+    format!("{name}: {what}: {cause}; rebuilt from parity, reading on")
 }
 
 fn run_read(a: &ArgMatches, mode: Mode) -> Result<u8, Failure> {
