@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
+
+use crate::sys::writeback::FlushEvery;
 use nix::fcntl::{Flock, FlockArg};
 
 /// fsync a directory, making the entries created or removed in it durable.
@@ -44,7 +46,7 @@ pub struct TempFile {
     /// Shared flock on the file (through a dup of its descriptor): "a live writer owns it".
     _owner: Flock<File>,
     /// Flushes what [`TempFile::write_streaming`] wrote while the writer goes on.
-    behind: Option<crate::sys::writeback::SyncBehind>,
+    behind: FlushEvery,
 }
 
 impl TempFile {
@@ -73,7 +75,7 @@ impl TempFile {
             armed: true,
             streamed: 0,
             _owner: owner,
-            behind: None,
+            behind: FlushEvery::bytes(1),
         };
         t.file
             .set_permissions(Permissions::from_mode(mode & 0o7777))?;
@@ -85,9 +87,9 @@ impl TempFile {
     }
 
     /// Append `b`, start its writeback at once (`sync_file_range`) and have it flushed to
-    /// stable storage behind the writer ([`SyncBehind`](crate::sys::writeback::SyncBehind)), so that the final fsync of a file
-    /// written piece by piece has little left to do. Use for every write of a file written
-    /// this way (it counts the offset).
+    /// stable storage behind the writer ([`FlushEvery`], after every write), so that the
+    /// final fsync of a file written piece by piece has little left to do. Use for every
+    /// write of a file written this way (it counts the offset).
     pub fn write_streaming(&mut self, b: &[u8]) -> io::Result<()> {
         self.file.write_all(b)?;
         let _ = crate::sys::writeback::start_writeback(
@@ -96,20 +98,13 @@ impl TempFile {
             b.len() as u64,
         );
         self.streamed += b.len() as u64;
-        if self.behind.is_none() {
-            self.behind = crate::sys::writeback::SyncBehind::start(&self.file);
-        }
-        if let Some(b) = &self.behind {
-            b.wrote();
-        }
+        self.behind.wrote(&self.file, b.len());
         Ok(())
     }
 
     /// fsync the file (after the flushes behind the writer, if any, have ended).
     pub fn sync(&mut self) -> io::Result<()> {
-        if let Some(b) = self.behind.take() {
-            b.stop();
-        }
+        self.behind.stop();
         self.file.sync_all()
     }
 
@@ -162,9 +157,7 @@ impl Write for TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        if let Some(b) = self.behind.take() {
-            b.stop();
-        }
+        self.behind.stop();
         if self.armed {
             let _ = fs::remove_file(&self.path);
         }
@@ -325,7 +318,7 @@ mod tests {
         };
         use std::os::fd::AsRawFd;
         let (flusher, writer) = (
-            fdinfo(t.behind.as_ref().unwrap().fd()),
+            fdinfo(t.behind.fd().expect("no flushing thread")),
             fdinfo(t.file.as_raw_fd()),
         );
         assert_eq!(flusher.0, "0");

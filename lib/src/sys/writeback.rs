@@ -83,22 +83,39 @@ impl SyncBehind {
     }
 }
 
-/// A [`SyncBehind`] for a file written in small pieces (records): started at the first
-/// [`FLUSH_EVERY`] bytes and asked to flush after every further `FLUSH_EVERY` bytes.
-#[derive(Debug, Default)]
+/// A [`SyncBehind`] started at a file's first write and asked to flush whenever `every`
+/// more bytes were written (1: after every write; [`FLUSH_EVERY`] by default, for files
+/// written in small records).
+#[derive(Debug)]
 pub struct FlushEvery {
     behind: Option<SyncBehind>,
     unflushed: u64,
+    every: u64,
 }
 
-/// Bytes written between two requests to the flushing thread of a [`FlushEvery`].
+/// Bytes written between two requests to the flushing thread of a default [`FlushEvery`].
 pub const FLUSH_EVERY: u64 = 8 << 20;
 
+impl Default for FlushEvery {
+    fn default() -> FlushEvery {
+        FlushEvery::bytes(FLUSH_EVERY)
+    }
+}
+
 impl FlushEvery {
+    /// Ask for a flush whenever `every` more bytes were written.
+    pub fn bytes(every: u64) -> FlushEvery {
+        FlushEvery {
+            behind: None,
+            unflushed: 0,
+            every: every.max(1),
+        }
+    }
+
     /// `n` more bytes were written to `file`.
     pub fn wrote(&mut self, file: &File, n: usize) {
         self.unflushed += n as u64;
-        if self.unflushed >= FLUSH_EVERY {
+        if self.unflushed >= self.every {
             self.unflushed = 0;
             if self.behind.is_none() {
                 self.behind = SyncBehind::start(file);
@@ -114,6 +131,11 @@ impl FlushEvery {
         if let Some(b) = self.behind.take() {
             b.stop();
         }
+    }
+
+    /// The flushing thread's descriptor, once it runs (for tests).
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        self.behind.as_ref().map(SyncBehind::fd)
     }
 }
 
