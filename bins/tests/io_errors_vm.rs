@@ -21,8 +21,6 @@
 
 mod util;
 
-use std::process::Command;
-
 use util::{bin, fixture, require, Scratch};
 
 const SEG9: &str = "000000010000000000000009";
@@ -31,17 +29,12 @@ const BINLOG: &str = "binlog/mariadb/mdev6020-mysql-bin.000001";
 
 #[test]
 fn write_errors_of_a_real_device_reach_every_writers_exit_status() {
-    if !require("root", util::is_root())
-        || !require("qemu-system-x86_64", util::have("qemu-system-x86_64"))
-    {
+    if !util::can_run_vm() {
         return;
     }
     let s = Scratch::new("write-errors-vm");
     for n in [SEG9, SEG0A] {
-        let xz = fixture(&format!("wal/pg15-16mib/{n}.xz"));
-        let out = Command::new("xz").arg("-dc").arg(&xz).output().expect("xz");
-        assert!(out.status.success(), "xz -dc {}", xz.display());
-        std::fs::write(s.path(n), out.stdout).unwrap();
+        util::unxz(&fixture(&format!("wal/pg15-16mib/{n}.xz")), &s.path(n));
     }
     let binlog = fixture(BINLOG);
     let out = util::run_vm(
@@ -71,17 +64,14 @@ fn write_errors_of_a_real_device_reach_every_writers_exit_status() {
 
 #[test]
 fn read_errors_of_a_real_device_end_in_a_message_not_a_signal_or_a_hang() {
-    if !require("root", util::is_root())
-        || !require("qemu-system-x86_64", util::have("qemu-system-x86_64"))
-        || !require("filefrag (e2fsprogs)", util::have("filefrag"))
-    {
+    if !util::can_run_vm() || !require("filefrag (e2fsprogs)", util::have("filefrag")) {
         return;
     }
     let s = Scratch::new("read-errors-vm");
-    let xz = fixture(&format!("wal/pg15-16mib/{SEG9}.xz"));
-    let out = Command::new("xz").arg("-dc").arg(&xz).output().expect("xz");
-    assert!(out.status.success(), "xz -dc {}", xz.display());
-    std::fs::write(s.path(SEG9), out.stdout).unwrap();
+    util::unxz(
+        &fixture(&format!("wal/pg15-16mib/{SEG9}.xz")),
+        &s.path(SEG9),
+    );
     let binlog = fixture(BINLOG);
     let out = util::run_vm(
         |c| {

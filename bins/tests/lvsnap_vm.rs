@@ -19,9 +19,7 @@ use std::path::Path;
 
 #[test]
 fn lvm_and_dm_backends_in_a_vm() {
-    if !util::require("root", util::is_root())
-        || !util::require("qemu-system-x86_64", util::have("qemu-system-x86_64"))
-    {
+    if !util::can_run_vm() {
         return;
     }
     let out = util::run_vm(
@@ -46,10 +44,7 @@ fn lvm_and_dm_backends_in_a_vm() {
 /// tables contiguous and equal (±1 statement).
 #[test]
 fn mariadb_on_lvm_with_the_lock_around_the_suspend_only() {
-    if !util::require("root", util::is_root())
-        || !util::require("qemu-system-x86_64", util::have("qemu-system-x86_64"))
-        || !util::require("mariadbd", Path::new("/usr/sbin/mariadbd").exists())
-    {
+    if !util::can_run_vm() || !util::require("mariadbd", Path::new("/usr/sbin/mariadbd").exists()) {
         return;
     }
     let out = util::run_vm(

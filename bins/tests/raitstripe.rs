@@ -636,9 +636,7 @@ fn a_full_volume_fails_clearly_and_nothing_partial_is_trusted() {
 /// after writing only a true prefix of the stream, verify exits 4.
 #[test]
 fn read_errors_of_a_real_device_in_a_vm() {
-    if !require("root", util::is_root())
-        || !require("qemu-system-x86_64", util::have("qemu-system-x86_64"))
-    {
+    if !util::can_run_vm() {
         return;
     }
     let out = util::run_vm(

@@ -30,10 +30,7 @@ fn unpack(dir: &Path) {
         ),
     ] {
         for n in names {
-            let xz = fixture(&format!("wal/{sub}/{n}.xz"));
-            let out = Command::new("xz").arg("-dc").arg(&xz).output().expect("xz");
-            assert!(out.status.success(), "xz -dc {}", xz.display());
-            fs::write(dir.join(n), out.stdout).unwrap();
+            util::unxz(&fixture(&format!("wal/{sub}/{n}.xz")), &dir.join(n));
         }
     }
     for n in [BACKUP, "00000002.history", "00000003.history"] {

@@ -183,6 +183,19 @@ static VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// snapshot fails, specs/snapshots.md §1).
 pub const KERNEL_PKG: &str = "linux-image-6.1.0-48-amd64";
 
+/// Whether a QEMU guest can run here (root, qemu-system-x86_64); `require` rules: skipped
+/// locally, failed when CI=true.
+pub fn can_run_vm() -> bool {
+    require("root", is_root()) && require("qemu-system-x86_64", have("qemu-system-x86_64"))
+}
+
+/// `xz -dc XZ > DEST` (fixtures are kept compressed).
+pub fn unxz(xz: &Path, dest: &Path) {
+    let out = Command::new("xz").arg("-dc").arg(xz).output().expect("xz");
+    assert!(out.status.success(), "xz -dc {}", xz.display());
+    std::fs::write(dest, out.stdout).unwrap();
+}
+
 /// `scripts/vmtest` with the arguments `args` adds (one VM at a time, the pinned kernel):
 /// no `FAIL:` line, exit 0 and the script's `passed` line; returns its stdout.
 pub fn run_vm(args: impl FnOnce(&mut Command), passed: &str) -> String {
